@@ -1,0 +1,257 @@
+"""Named grids of runs, a resumable and shardable runner, result records, loading for the book.
+
+A record is one JSON file per finished run, ``results/<grid>/<run_id>.json``, written
+atomically and never edited: config, per-epoch history and provenance. A run that has not
+finished has no record, only a checkpoint (outside ``results/``) that the runner resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .data import Cifar10, atomic_write_text, cache_dir
+from .models import ModelSpec
+from .provenance import environment
+from .train import Precision, fit, get_recipe, read_checkpoint_history, resolve_device
+
+RECORD_FORMAT = 1
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+
+
+class RecordError(ValueError):
+    """A result record is corrupt, incomplete or belongs to another run."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    grid: str
+    model: str  # ModelSpec.key
+    recipe: str
+    seed: int
+    epochs: int | None = None  # None: the recipe's own
+    train_size: int | None = None  # None: all training images
+
+    @property
+    def spec(self) -> ModelSpec:
+        return ModelSpec.from_key(self.model)
+
+    @property
+    def run_id(self) -> str:
+        extra = (f"_e{self.epochs}" if self.epochs is not None else "") + (
+            f"_n{self.train_size}" if self.train_size is not None else "")
+        return f"{self.model}_{self.recipe}{extra}_s{self.seed}"
+
+    @property
+    def config_id(self) -> str:
+        """The run without its seed: what seeds are averaged over."""
+        return self.run_id.rsplit("_s", 1)[0]
+
+    def recipe_obj(self):  # noqa: ANN201 - Recipe
+        return get_recipe(self.recipe, epochs=self.epochs, train_size=self.train_size)
+
+
+# The report grid: depth priority 20 and 56 first (the two ends of the comparison).
+REPORT_DEPTHS = (20, 56, 32, 44)
+PAPER_DEPTHS = (20, 32, 44, 56, 110)
+
+
+def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
+    """Every run of a named grid, in priority order: seed-major, then depth priority, then model."""
+    if name == "report":
+        models = [ModelSpec("resnet", d, "A").key for d in REPORT_DEPTHS]
+        models += [ModelSpec("plain", d).key for d in REPORT_DEPTHS]
+        models += [ModelSpec("resnet", d, "B").key for d in REPORT_DEPTHS]
+        models += [ModelSpec("torchvision", 18, stem="imagenet").key, ModelSpec("torchvision", 18, stem="cifar").key]
+        recipe, default_seeds = "report", range(5)
+    elif name == "paper":
+        models = [ModelSpec("resnet", d, "A").key for d in PAPER_DEPTHS]
+        recipe, default_seeds = "paper", range(1)
+    else:
+        raise ValueError(f"unknown grid {name!r}; choose one of: {', '.join(GRIDS)}")
+    seeds = list(default_seeds if seeds is None else seeds)
+    return [RunConfig(name, m, recipe, s) for s in seeds for m in models]
+
+
+GRIDS = ("report", "paper")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/k"`` with 1 <= i <= k."""
+    try:
+        i, k = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ValueError(f"shard must look like i/k (e.g. 2/4), got {text!r}") from None
+    if not 1 <= i <= k:
+        raise ValueError(f"shard i/k needs 1 <= i <= k, got {text!r}")
+    return i, k
+
+
+def shard(runs: list[RunConfig], i: int, k: int) -> list[RunConfig]:
+    """Round-robin over the priority order: shards are disjoint, cover the grid, and each gets a mix."""
+    return [r for n, r in enumerate(runs) if n % k == i - 1]
+
+
+def record_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path:
+    return Path(results) / run.grid / f"{run.run_id}.json"
+
+
+def checkpoint_path(run: RunConfig, checkpoints: Path | None = None) -> Path:
+    root = Path(checkpoints) if checkpoints is not None else cache_dir() / "checkpoints"
+    return root / run.grid / f"{run.run_id}.pt"
+
+
+def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str, Any], data: Cifar10,
+                env: dict[str, Any], started: str, wall_seconds: float) -> dict[str, Any]:
+    return {
+        "format": RECORD_FORMAT,
+        "run_id": run.run_id,
+        "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
+        "history": history,
+        "provenance": env | {
+            "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],
+            "dataset_source": data.source, "dataset_variant": data.variant, "dataset_checksum": data.checksum,
+            "train_size": setup["train_size"], "started": started,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": wall_seconds,
+        },
+    }
+
+
+def validate_record(record: Any, expected: RunConfig | None = None, where: str = "record") -> dict[str, Any]:
+    """The record if it is complete and (when given) belongs to ``expected``; else RecordError."""
+    if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
+        raise RecordError(f"{where}: not a resnet_nb result record (format {RECORD_FORMAT})")
+    for key in ("run_id", "config", "history", "provenance"):
+        if key not in record:
+            raise RecordError(f"{where}: missing field {key!r}")
+    try:
+        cfg = record["config"]
+        run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], int(cfg["seed"]), cfg.get("epochs"),
+                        cfg.get("train_size"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"{where}: bad config ({exc})") from None
+    if run.run_id != record["run_id"]:
+        raise RecordError(f"{where}: run_id {record['run_id']!r} does not match its config ({run.run_id!r})")
+    if expected is not None and run != expected:
+        raise RecordError(f"{where}: holds run {run.run_id!r} of grid {run.grid!r}, expected {expected.run_id!r} "
+                          f"of grid {expected.grid!r}")
+    history = record["history"]
+    epochs = record["config"]["recipe_params"]["epochs"] or None
+    if not history or any(any(k not in row for k in HISTORY_KEYS) for row in history):
+        raise RecordError(f"{where}: history is empty or lacks {HISTORY_KEYS}")
+    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)):
+        raise RecordError(f"{where}: history epochs are not 1..{len(history)}")
+    if epochs is not None and len(history) != epochs:
+        raise RecordError(f"{where}: {len(history)} epochs recorded, the recipe asks for {epochs}: not a finished run")
+    return record
+
+
+def read_record(path: Path, expected: RunConfig | None = None) -> dict[str, Any]:
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RecordError(f"{path}: unreadable ({exc})") from None
+    return validate_record(record, expected, where=str(path))
+
+
+def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> str:
+    """``done`` (a valid record), ``partial`` (a checkpoint) or ``todo``; an invalid record raises."""
+    path = record_path(run, results)
+    if path.exists():
+        read_record(path, run)
+        return "done"
+    return "partial" if checkpoint_path(run, checkpoints).exists() else "todo"
+
+
+def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
+            device: str = "auto", precision: Precision = "auto", compile: bool = False,
+            channels_last: bool = True, progress: bool = True, out: Path | None = None) -> dict[str, Any]:
+    """Train one run (resuming its checkpoint) and write its record (to ``out`` or the grid's folder)."""
+    out = Path(out) if out is not None else record_path(run, results)
+    if out.exists():
+        return read_record(out, run)  # raises on a foreign/corrupt record instead of overwriting it
+    ckpt = checkpoint_path(run, checkpoints)
+    dev = resolve_device(device)
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev, precision=precision,
+                 compile=compile, channels_last=channels_last, checkpoint=ckpt, progress=progress)
+    # wall time of the whole run = sum of its epochs' seconds (also those of an earlier, resumed session)
+    wall = sum(r["seconds"] for r in result.history)
+    record = make_record(run, result.history, result.setup, data, environment(dev), started, wall)
+    validate_record(record, run)
+    atomic_write_text(out, json.dumps(record, indent=1))
+    ckpt.unlink(missing_ok=True)
+    return record
+
+
+def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> list[RunConfig]:
+    """Runs without a record; partial runs first (finish what was started), then priority order."""
+    states = {r: run_state(r, results, checkpoints) for r in runs}
+    todo = [r for r in runs if states[r] != "done"]
+    return sorted(todo, key=lambda r: states[r] != "partial")
+
+
+def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
+                     checkpoints: Path | None = None) -> float | None:
+    """Seconds left for ``run`` on ``device_name``: epochs left x mean epoch time of finished runs of the
+    same config there (or of this run's own checkpoint). None when nothing comparable has run yet."""
+    recipe = run.recipe_obj()
+    done = read_checkpoint_history(checkpoint_path(run, checkpoints)) if checkpoint_path(run, checkpoints).exists() else []
+    per_epoch = [r["seconds"] for r in done]
+    for rec in iter_records(Path(results) / run.grid):
+        if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == dataclasses.asdict(recipe) \
+                and rec["provenance"]["device_name"] == device_name:
+            per_epoch += [r["seconds"] for r in rec["history"]]
+    if not per_epoch:
+        return None
+    epochs = recipe.num_epochs(-(-(recipe.train_size or 50_000) // recipe.batch_size))
+    return max(0, epochs - len(done)) * sum(per_epoch) / len(per_epoch)
+
+
+def iter_records(folder: Path) -> Iterator[dict[str, Any]]:
+    """Valid records under ``folder`` (recursively); invalid ones raise RecordError."""
+    for path in sorted(Path(folder).rglob("*.json")):
+        yield read_record(path)
+
+
+def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
+    """All records (of one grid, or all) as a long DataFrame: one row per run and epoch."""
+    import pandas as pd
+
+    folder = Path(results) / grid if grid else Path(results)
+    rows = []
+    for rec in iter_records(folder):
+        cfg, prov = rec["config"], rec["provenance"]
+        spec = ModelSpec.from_key(cfg["model"])
+        base = {"grid": cfg["grid"], "run_id": rec["run_id"], "config_id": rec["run_id"].rsplit("_s", 1)[0],
+                "model": cfg["model"], "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
+                "stem": spec.stem, "recipe": cfg["recipe"], "seed": cfg["seed"],
+                "device_name": prov["device_name"], "precision": prov["precision"],
+                "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"]}
+        for row in rec["history"]:
+            rows.append(base | {k: row[k] for k in HISTORY_KEYS})
+    columns = ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem", "recipe", "seed",
+               "device_name", "precision", "dataset_variant", "wall_seconds", *HISTORY_KEYS]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summarize(df, metrics: Iterable[str] = ("test_acc", "test_loss", "train_acc", "train_loss"),  # noqa: ANN001,ANN201
+              epoch: int | None = None):
+    """Mean, sample std (ddof=1; NaN for one seed) and n over seeds, per config, at ``epoch`` (default: last)."""
+    import pandas as pd
+
+    if df.empty:
+        return pd.DataFrame()
+    at = df[df["epoch"] == (epoch if epoch is not None else df.groupby("run_id")["epoch"].transform("max"))]
+    keys = ["config_id", "model", "arch", "depth", "shortcut", "stem", "recipe"]
+    grouped = at.groupby(keys, dropna=False)
+    out = grouped[list(metrics)].agg(["mean", "std", "count"])
+    out.columns = [f"{m}_{stat if stat != 'count' else 'n'}" for m, stat in out.columns]
+    return out.reset_index()

@@ -1,0 +1,253 @@
+"""Models: the paper's CIFAR ResNets (6n+2), plain CNNs of the same shape, torchvision adapters.
+
+Attribute names follow akamaster's ``resnet.py`` (``conv1``, ``bn1``, ``layer1..3``,
+``linear``; blocks with ``conv1, bn1, conv2, bn2, shortcut``), so published CIFAR
+checkpoints map onto these modules by the order of their ``state_dict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Shortcut = Literal["A", "B"]
+Arch = Literal["resnet", "plain", "torchvision"]
+Stem = Literal["imagenet", "cifar"]
+
+NUM_CLASSES = 10
+TORCHVISION_DEPTHS = (18, 34)
+
+
+class ZeroPadShortcut(nn.Module):
+    """Option A: identity that subsamples by 2 and zero-pads the new channels.
+
+    A module (not a lambda) so that whole-model pickling works; it has no parameters.
+    """
+
+    def __init__(self, pad_channels: int) -> None:
+        super().__init__()
+        self.pad_channels = pad_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = self.pad_channels
+        return F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))
+
+    def extra_repr(self) -> str:
+        return f"pad_channels={self.pad_channels}"
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 conv-BN layers; with ``residual`` the input is added before the last ReLU."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, shortcut: Shortcut | None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.residual = shortcut is not None
+        self.shortcut: nn.Module = nn.Sequential()  # identity, no parameters
+        if shortcut is not None and (stride != 1 or in_planes != planes):
+            if shortcut == "A":
+                # paper: "extra zero entries padded for increasing dimensions"
+                self.shortcut = ZeroPadShortcut((planes - in_planes) // 2)
+            else:
+                self.shortcut = nn.Sequential(
+                    nn.Conv2d(in_planes, planes, 1, stride=stride, bias=False),
+                    nn.BatchNorm2d(planes),
+                )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        if self.residual:
+            out = out + self.shortcut(x)
+        return F.relu(out)
+
+
+class CifarResNet(nn.Module):
+    """Paper section 4.2: 3x3 conv(16), 3 stages of n blocks (16/32/64 filters), GAP, linear."""
+
+    def __init__(self, depth: int, shortcut: Shortcut | None, num_classes: int = NUM_CLASSES) -> None:
+        super().__init__()
+        n = blocks_per_stage(depth)
+        if shortcut not in ("A", "B", None):
+            raise ValueError(f"shortcut must be 'A', 'B' or None (plain net), got {shortcut!r}")
+        self.depth = depth
+        self.shortcut_option = shortcut
+        self.conv1 = nn.Conv2d(3, 16, 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        self.in_planes = 16
+        self.layer1 = self._make_stage(16, n, 1, shortcut)
+        self.layer2 = self._make_stage(32, n, 2, shortcut)
+        self.layer3 = self._make_stage(64, n, 2, shortcut)
+        self.linear = nn.Linear(64, num_classes)
+
+    def _make_stage(self, planes: int, n: int, stride: int, shortcut: Shortcut | None) -> nn.Sequential:
+        blocks = []
+        for s in [stride] + [1] * (n - 1):
+            blocks.append(BasicBlock(self.in_planes, planes, s, shortcut))
+            self.in_planes = planes
+        return nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer3(self.layer2(self.layer1(out)))
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.linear(out)
+
+
+def blocks_per_stage(depth: int) -> int:
+    """n for a 6n+2 network; a clear error for any other depth."""
+    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
+        raise ValueError(
+            f"depth must be of the form 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), got {depth!r}"
+        )
+    return (depth - 2) // 6
+
+
+def cifar_resnet(depth: int, shortcut: Shortcut | None = "A") -> CifarResNet:
+    """The paper's CIFAR network; ``shortcut=None`` gives the plain CNN of the same depth."""
+    return CifarResNet(depth, shortcut)
+
+
+def torchvision_resnet(depth: int = 18, stem: Stem = "imagenet") -> nn.Module:
+    """torchvision's ResNet-18/34 with 10 classes.
+
+    ``stem="imagenet"`` is the model as shipped (7x7/2 conv + 3x3/2 max-pool: a 32x32
+    image is 8x8 before the first block). ``stem="cifar"`` swaps in a 3x3/1 conv and no
+    max-pool, so the first stage sees the full 32x32 map.
+    """
+    import torchvision
+
+    if depth not in TORCHVISION_DEPTHS:
+        raise ValueError(f"torchvision depth must be one of {TORCHVISION_DEPTHS}, got {depth!r}")
+    if stem not in ("imagenet", "cifar"):
+        raise ValueError(f"stem must be 'imagenet' or 'cifar', got {stem!r}")
+    model = getattr(torchvision.models, f"resnet{depth}")(weights=None, num_classes=NUM_CLASSES)
+    if stem == "cifar":
+        model.conv1 = nn.Conv2d(3, 64, 3, stride=1, padding=1, bias=False)
+        model.maxpool = nn.Identity()
+    return model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build. ``arch``: ``resnet`` (needs ``shortcut``), ``plain``, ``torchvision`` (needs ``stem``)."""
+
+    arch: Arch
+    depth: int
+    shortcut: Shortcut | None = None
+    stem: Stem | None = None
+
+    def __post_init__(self) -> None:
+        if self.arch == "resnet":
+            blocks_per_stage(self.depth)
+            if self.shortcut not in ("A", "B"):
+                raise ValueError(f"a resnet needs shortcut 'A' or 'B', got {self.shortcut!r}")
+            if self.stem is not None:
+                raise ValueError("stem applies to torchvision models only")
+        elif self.arch == "plain":
+            blocks_per_stage(self.depth)
+            if self.shortcut is not None or self.stem is not None:
+                raise ValueError("a plain net has no shortcut and no stem option")
+        elif self.arch == "torchvision":
+            if self.depth not in TORCHVISION_DEPTHS:
+                raise ValueError(f"torchvision depth must be one of {TORCHVISION_DEPTHS}, got {self.depth!r}")
+            if self.stem not in ("imagenet", "cifar"):
+                raise ValueError(f"a torchvision model needs stem 'imagenet' or 'cifar', got {self.stem!r}")
+            if self.shortcut is not None:
+                raise ValueError("torchvision models use their own (projection) shortcuts; leave shortcut unset")
+        else:
+            raise ValueError(f"arch must be 'resnet', 'plain' or 'torchvision', got {self.arch!r}")
+
+    @property
+    def key(self) -> str:
+        """Short stable name: ``resnet20-A``, ``plain56``, ``tv-resnet18-cifar``."""
+        if self.arch == "resnet":
+            return f"resnet{self.depth}-{self.shortcut}"
+        if self.arch == "plain":
+            return f"plain{self.depth}"
+        return f"tv-resnet{self.depth}-{self.stem}"
+
+    @classmethod
+    def from_key(cls, key: str) -> "ModelSpec":
+        """Inverse of :attr:`key`."""
+        try:
+            if key.startswith("tv-resnet"):
+                depth, stem = key.removeprefix("tv-resnet").split("-")
+                return cls("torchvision", int(depth), stem=stem)  # type: ignore[arg-type]
+            if key.startswith("plain"):
+                return cls("plain", int(key.removeprefix("plain")))
+            if key.startswith("resnet"):
+                depth, shortcut = key.removeprefix("resnet").split("-")
+                return cls("resnet", int(depth), shortcut=shortcut)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ValueError(f"not a model key: {key!r} ({exc})") from None
+        raise ValueError(f"not a model key: {key!r} (e.g. resnet20-A, plain56, tv-resnet18-cifar)")
+
+
+def build_model(spec: ModelSpec) -> nn.Module:
+    if spec.arch == "torchvision":
+        assert spec.stem is not None
+        return torchvision_resnet(spec.depth, spec.stem)
+    return cifar_resnet(spec.depth, spec.shortcut if spec.arch == "resnet" else None)
+
+
+def he_init(model: nn.Module) -> nn.Module:
+    """He (Kaiming normal, fan-out) init of convs and linears, as in the paper (ref. [13])."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_weight_layers(model: nn.Module) -> int:
+    """Convs + linears on the main path (projection shortcuts are not counted, as in the paper)."""
+    return sum(
+        1
+        for name, m in model.named_modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear)) and "shortcut" not in name and "downsample" not in name
+    )
+
+
+def standard_specs() -> list[ModelSpec]:
+    """Every model the book compares: 20/32/44/56/110 x (A, B, plain) and torchvision 18/34 x stems."""
+    specs: list[ModelSpec] = []
+    for depth in (20, 32, 44, 56, 110):
+        specs += [ModelSpec("resnet", depth, "A"), ModelSpec("resnet", depth, "B"), ModelSpec("plain", depth)]
+    for depth in TORCHVISION_DEPTHS:
+        specs += [ModelSpec("torchvision", depth, stem="imagenet"), ModelSpec("torchvision", depth, stem="cifar")]
+    return specs
+
+
+def model_table(specs: list[ModelSpec] | None = None) -> list[dict[str, object]]:
+    """One row per model: key, arch, depth, shortcut, stem, params, weight layers."""
+    rows = []
+    for spec in specs or standard_specs():
+        model = build_model(spec)
+        rows.append(
+            {
+                "model": spec.key,
+                "arch": spec.arch,
+                "depth": spec.depth,
+                "shortcut": spec.shortcut or "-",
+                "stem": spec.stem or "-",
+                "params": count_parameters(model),
+                "weight_layers": count_weight_layers(model),
+            }
+        )
+    return rows

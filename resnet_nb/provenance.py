@@ -1,0 +1,54 @@
+"""Where a result came from: package version, git commit, library versions, device."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+
+
+def git_commit() -> str:
+    """HEAD of the checkout holding this package (+ ``-dirty``), or ``RESNET_NB_GIT_COMMIT`` where there is no git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                             timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "resnet_nb"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return os.environ.get("RESNET_NB_GIT_COMMIT", "unknown")
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "cpu":
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+        except OSError:
+            pass
+        return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+    return device.type
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import torchvision
+
+    return {
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+    }
