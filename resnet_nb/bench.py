@@ -1,10 +1,262 @@
-"""Placeholder filled in by the benchmark work."""
+"""Training-speed benchmark: our trainer vs the plain PyTorch loop users write first.
+
+Both run in one process, side by side, on the same data and model, so the ratio is fair
+on a noisy machine. ``python -m resnet_nb bench`` (or ``python -m resnet_nb.bench``).
+
+Variants (images/s after warm-up; median and min..max over repeats):
+
+* ``baseline``: a torchvision-style Dataset (uint8 -> PIL -> ToTensor -> Normalize, plus
+  RandomCrop/Flip for the paper recipe), ``DataLoader(shuffle=True, num_workers=2)``,
+  fp32 NCHW model, the recipe's optimizer and batch size.
+* ``ours``: ``train.fit``'s step with its defaults (device-resident batches, channels_last,
+  mixed precision where the hardware has it).
+* ``ours -resident`` / ``-channels_last`` / ``-mixed_precision``: one feature switched off.
+* ``ours +compile``: with ``torch.compile`` (default variant on CUDA only; opt in elsewhere).
+"""
+
+from __future__ import annotations
+
 import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
+from .models import ModelSpec, build_model
+from .provenance import environment
+from .train import Recipe, evaluate, get_recipe, make_optimizer, resolve_device, resolve_precision, train_step
+
+VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision", "ours +compile")
+
+
+@dataclass
+class Measurement:
+    model: str
+    recipe: str
+    variant: str
+    precision: str
+    train_images_per_s: float  # median over repeats
+    train_min: float
+    train_max: float
+    eval_images_per_s: float | None
+    peak_memory_mb: float | None  # CUDA: max allocated; CPU: peak resident set size of the process so far
+
+
+class PILCifar(torch.utils.data.Dataset):
+    """What torchvision.datasets.CIFAR10 does per item: uint8 HWC array -> PIL image -> transform."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, transform: Callable) -> None:
+        self.x = x.permute(0, 2, 3, 1).numpy()  # HWC, as torchvision stores CIFAR
+        self.y = y.tolist()
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.x[i])), self.y[i]
+
+
+def baseline_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: bool, train: bool,
+                    mean: list[float], std: list[float]) -> torch.utils.data.DataLoader:
+    from torchvision import transforms as T
+
+    steps = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if augment else []
+    transform = T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
+    return torch.utils.data.DataLoader(PILCifar(x, y, transform), batch_size=batch_size, shuffle=train,
+                                       num_workers=2)
+
+
+def _forever(loader: torch.utils.data.DataLoader | DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    epoch = 0
+    while True:
+        if isinstance(loader, DeviceLoader):
+            loader.set_epoch(epoch)
+        yield from loader
+        epoch += 1
+
+
+def _rss_mb() -> float | None:
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    except (ImportError, OSError):
+        return None
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10, device: torch.device, *,
+                    steps: int, warmup: int, repeats: int, eval_images: int) -> Measurement:
+    ours = variant != "baseline"
+    resident = ours and variant != "ours -resident"
+    channels_last = ours and variant != "ours -channels_last"
+    precision = resolve_precision("auto", device) if ours and variant != "ours -mixed_precision" else "fp32"
+    mean, std = channel_stats(data.train_x)
+    if resident:
+        loader: torch.utils.data.DataLoader | DeviceLoader = DeviceLoader(
+            data.train_x, data.train_y, batch_size=recipe.batch_size, device=device, mean=mean, std=std,
+            shuffle=True, augment=recipe.augment, channels_last=channels_last)
+    else:
+        loader = baseline_loader(data.train_x, data.train_y, recipe.batch_size, recipe.augment, True, mean, std)
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = build_model(spec).to(device, memory_format=fmt)
+    optimizer = make_optimizer(recipe, model, device) if ours else _plain_optimizer(recipe, model)
+    step_model = torch.compile(model) if variant == "ours +compile" else model
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    batches = _forever(loader)
+    model.train()
+
+    def run(n: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        images = 0
+        for _ in range(n):
+            x, y = next(batches)
+            if not resident:
+                x = x.to(device, memory_format=fmt, non_blocking=True)
+                y = y.to(device, non_blocking=True)
+            if ours:
+                train_step(step_model, optimizer, x, y, device, precision, scaler)
+            else:  # the textbook loop
+                optimizer.zero_grad()
+                loss = F.cross_entropy(model(x), y)
+                loss.backward()
+                optimizer.step()
+            images += len(y)
+        _sync(device)
+        return images / (time.perf_counter() - t0)
+
+    run(warmup)
+    rates = [run(steps) for _ in range(repeats)]
+    eval_rate = _eval_rate(model, data, device, ours, channels_last, precision, mean, std, eval_images)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
+    del batches
+    return Measurement(spec.key, recipe.name, variant, precision, statistics.median(rates), min(rates), max(rates),
+                       eval_rate, peak)
+
+
+def _plain_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr)
+    return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                           weight_decay=recipe.weight_decay)
+
+
+def _eval_rate(model: torch.nn.Module, data: Cifar10, device: torch.device, ours: bool, channels_last: bool,
+               precision: str, mean: list[float], std: list[float], n: int) -> float | None:
+    if n <= 0:
+        return None
+    x, y = data.test_x[:n], data.test_y[:n]
+    if ours:
+        loader = DeviceLoader(x, y, batch_size=500, device=device, mean=mean, std=std, channels_last=channels_last)
+        evaluate(model, loader, precision)  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        evaluate(model, loader, precision)
+    else:
+        dl = baseline_loader(x, y, 500, False, False, mean, std)
+        model.eval()
+        _sync(device)
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            for xb, yb in dl:
+                model(xb.to(device)).argmax(1).eq(yb.to(device)).sum().item()
+    _sync(device)
+    return n / (time.perf_counter() - t0)
+
+
+def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipes: list[str],
+                  variants: list[str], *, steps: int, warmup: int, repeats: int, eval_images: int,
+                  log: Callable[[str], None] = print) -> list[Measurement]:
+    results = []
+    for model in models:
+        for recipe_name in recipes:
+            recipe = get_recipe(recipe_name)
+            for variant in variants:
+                m = measure_variant(variant, ModelSpec.from_key(model), recipe, data, device, steps=steps,
+                                    warmup=warmup, repeats=repeats, eval_images=eval_images)
+                log(f"  {model:<11} {recipe_name:<7} {variant:<22} {m.train_images_per_s:8.0f} img/s")
+                results.append(m)
+    return results
+
+
+def format_table(results: list[Measurement]) -> str:
+    base = {(m.model, m.recipe): m for m in results if m.variant == "baseline"}
+    lines = [f"{'model':<11} {'recipe':<7} {'variant':<22} {'prec':<5} {'train img/s':>12} {'(min..max)':>14} "
+             f"{'x baseline':>10} {'eval img/s':>11} {'peak MB':>8}"]
+    for m in results:
+        b = base.get((m.model, m.recipe))
+        ratio = f"{m.train_images_per_s / b.train_images_per_s:.2f}" if b else "-"
+        ev = f"{m.eval_images_per_s:.0f}" if m.eval_images_per_s else "-"
+        peak = f"{m.peak_memory_mb:.0f}" if m.peak_memory_mb else "-"
+        lines.append(f"{m.model:<11} {m.recipe:<7} {m.variant:<22} {m.precision:<5} {m.train_images_per_s:12.0f} "
+                     f"{f'({m.train_min:.0f}..{m.train_max:.0f})':>14} {ratio:>10} {ev:>11} {peak:>8}")
+    return "\n".join(lines)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    pass
+    p.add_argument("--models", default="resnet20-A,resnet56-A", help="comma-separated model keys")
+    p.add_argument("--recipes", default="report,paper")
+    p.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)} "
+                                      "(default: all; +compile only on CUDA)")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
+    p.add_argument("--json", type=Path, help="also write the measurements and environment here")
 
 
 def run_from_args(args: argparse.Namespace) -> None:
-    raise ValueError("bench: not implemented yet")
+    device = resolve_device(args.device)
+    variants = args.variants.split(",") if args.variants else [
+        v for v in VARIANTS if v != "ours +compile" or device.type == "cuda"]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
+    models = args.models.split(",")
+    for key in models:
+        ModelSpec.from_key(key)
+    recipes = args.recipes.split(",")
+    for name in recipes:
+        get_recipe(name)
+    if min(args.steps, args.repeats) < 1 or args.warmup < 0:
+        raise ValueError("--steps and --repeats must be >= 1, --warmup >= 0")
+    data = load_cifar10(args.source, progress=False)
+    env = environment(device)
+    print(f"benchmark on {env['device_name']}, torch {env['torch']}, {args.steps} steps x {args.repeats} repeats "
+          f"after {args.warmup} warm-up steps", flush=True)
+    results = run_benchmark(data, device, models, recipes, variants, steps=args.steps, warmup=args.warmup,
+                            repeats=args.repeats, eval_images=args.eval_images,
+                            log=lambda s: print(s, flush=True))
+    print(format_table(results))
+    if args.json:
+        from .data import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"environment": env, "settings": vars(args) | {
+            "json": str(args.json), "source": args.source}, "results": [asdict(m) for m in results]}, indent=1,
+            default=str))
+
+
+if __name__ == "__main__":
+    from .__main__ import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

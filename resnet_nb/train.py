@@ -147,6 +147,24 @@ def make_optimizer(recipe: Recipe, model: nn.Module, device: torch.device) -> to
                            weight_decay=recipe.weight_decay, **fused)
 
 
+def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               device: torch.device, precision: str,
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step (forward under autocast, backward, update); returns (loss, logits)."""
+    with autocast(device, precision):
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss, out
+
+
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DeviceLoader, precision: str = "fp32") -> tuple[float, float]:
     """Mean cross-entropy and accuracy over a loader, in eval mode."""
@@ -235,17 +253,7 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
                 lr = new_lr
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            with autocast(dev, prec):
-                out = step_model(x)
-                loss = F.cross_entropy(out, y)
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                optimizer.step()
+            loss, out = train_step(step_model, optimizer, x, y, dev, prec, scaler)
             loss_sum += loss.detach() * len(y)
             correct += (out.argmax(1) == y).sum()
             iteration += 1
