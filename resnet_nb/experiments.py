@@ -65,9 +65,8 @@ PAPER_DEPTHS = (20, 32, 44, 56, 110)
 def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
     """Every run of a named grid, in priority order: seed-major, then depth priority, then model."""
     if name == "report":
-        models = [ModelSpec("resnet", d, "A").key for d in REPORT_DEPTHS]
-        models += [ModelSpec("plain", d).key for d in REPORT_DEPTHS]
-        models += [ModelSpec("resnet", d, "B").key for d in REPORT_DEPTHS]
+        models = [spec.key for d in REPORT_DEPTHS
+                  for spec in (ModelSpec("resnet", d, "A"), ModelSpec("plain", d), ModelSpec("resnet", d, "B"))]
         models += [ModelSpec("torchvision", 18, stem="imagenet").key, ModelSpec("torchvision", 18, stem="cifar").key]
         recipe, default_seeds = "report", range(5)
     elif name == "paper":
@@ -143,8 +142,12 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
         raise RecordError(f"{where}: holds run {run.run_id!r} of grid {run.grid!r}, expected {expected.run_id!r} "
                           f"of grid {expected.grid!r}")
     history = record["history"]
-    epochs = record["config"]["recipe_params"]["epochs"] or None
-    if not history or any(any(k not in row for k in HISTORY_KEYS) for row in history):
+    try:
+        epochs = record["config"]["recipe_params"]["epochs"] or None
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{where}: bad config (recipe_params: {exc!r})") from None
+    if not isinstance(history, list) or not history or any(
+            not isinstance(row, dict) or any(k not in row for k in HISTORY_KEYS) for row in history):
         raise RecordError(f"{where}: history is empty or lacks {HISTORY_KEYS}")
     if [row["epoch"] for row in history] != list(range(1, len(history) + 1)):
         raise RecordError(f"{where}: history epochs are not 1..{len(history)}")

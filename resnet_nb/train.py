@@ -235,7 +235,7 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         if scaler is not None and state.get("scaler"):
             scaler.load_state_dict(state["scaler"])
         history, start_epoch = state["history"], state["epoch"]
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the device
 
     iteration = start_epoch * steps_per_epoch
     for epoch in range(start_epoch, epochs):

@@ -1,0 +1,188 @@
+"""Command line: ``python -m resnet_nb``. Errors are one line and exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resnet_nb.__main__ import main, parse_seeds
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real entry point in a fresh interpreter (exit status, stderr as a user sees them)."""
+    full_env = os.environ | {"OMP_NUM_THREADS": "1"} | (env or {})
+    return subprocess.run([sys.executable, "-m", "resnet_nb", *args], cwd=REPO, env=full_env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def one_error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# ---------------------------------------------------------------- in a subprocess
+
+
+def test_models_subprocess() -> None:
+    p = cli("models")
+    assert p.returncode == 0, p.stderr
+    for count in ("269,722", "853,018", "1,727,962", "11,181,642", "11,173,962"):
+        assert count in p.stdout
+    lines = {line.split()[0]: line.split() for line in p.stdout.splitlines()[1:]}
+    assert lines["resnet20-A"][-2:] == ["269,722", "20"]
+    assert lines["resnet56-B"][-2:] == ["855,770", "56"]
+    assert lines["tv-resnet18-imagenet"][-2:] == ["11,181,642", "18"]
+
+
+def test_bad_depth_subprocess(tmp_path: Path) -> None:
+    p = cli("train", "--model", "resnet", "--depth", "21", "--shortcut", "A", "--out", str(tmp_path / "x.json"))
+    assert p.returncode == 2
+    line = one_error_line(p.stderr)
+    assert line.startswith("error:") and "6n+2" in line and "21" in line
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_missing_data_subprocess(tmp_path: Path) -> None:
+    p = cli("data", env={"RESNET_NB_DATA": "/nonexistent"})
+    assert p.returncode == 2
+    line = one_error_line(p.stderr)
+    assert line.startswith("error:") and "/nonexistent" in line and "RESNET_NB_DATA" in line and "torchvision" in line
+
+
+# ---------------------------------------------------------------- in process
+
+
+@pytest.mark.parametrize("argv", [
+    ["frobnicate"],
+    [],
+    ["grid", "list", "nope"],
+    ["grid", "walk", "report"],
+    ["train", "--model", "vgg", "--depth", "16", "--out", "x.json"],
+    ["train", "--model", "resnet", "--depth", "twenty", "--out", "x.json"],
+    ["train", "--model", "resnet", "--depth", "20"],
+    ["grid", "run", "report", "--shard", "5/3"],
+    ["grid", "run", "report", "--shard", "0/3"],
+    ["grid", "list", "report", "--seeds", "a-b"],
+])
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    line = one_error_line(err)
+    assert "error:" in line and "see --help" in line
+
+
+def test_shard_error_subprocess() -> None:
+    p = cli("grid", "run", "report", "--shard", "5/3")
+    assert p.returncode == 2
+    assert "shard" in one_error_line(p.stderr)
+
+
+def test_models_in_process(capsys: pytest.CaptureFixture) -> None:
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "269,722" in out and "853,018" in out and "11,181,642" in out
+    assert len(out.splitlines()) == 1 + 19
+
+
+def test_bad_depth_in_process(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--model", "resnet", "--depth", "21", "--shortcut", "A",
+                 "--out", str(tmp_path / "x.json")]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error:") and "6n+2" in line
+
+
+def test_data_missing_env(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setenv("RESNET_NB_DATA", "/nonexistent")
+    assert main(["data"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "RESNET_NB_DATA" in line and "does not exist" in line
+
+
+def test_data_tiny_zip(tiny_zip: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["data", "--source", str(tiny_zip)]) == 0
+    out = capsys.readouterr().out
+    fields = {line.split(None, 1)[0]: line.split(None, 1)[1] for line in out.splitlines()}
+    assert fields["train"] == "200" and fields["test"] == "50"
+    assert fields["train_class_counts"] == str([20] * 10)
+    assert fields["test_class_counts"] == str([5] * 10)
+    assert fields["variant"] == "image-folder" and fields["source"] == "cifar10-tiny.zip (zip)"
+
+
+def test_train_writes_record_and_refuses_overwrite(tiny_zip: Path, tmp_path: Path, _isolated_env: Path,
+                                                   capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run.json"
+    argv = ["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--epochs", "1", "--train-size", "100",
+            "--source", str(tiny_zip), "--device", "cpu", "--precision", "fp32", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    stdout = capsys.readouterr().out
+    assert "test acc" in stdout and "resnet8-A report seed 0" in stdout and str(out) in stdout
+    record = json.loads(out.read_text())
+    assert record["run_id"] == "resnet8-A_report_e1_n100_s0" and record["config"]["grid"] == "cli"
+    assert len(record["history"]) == 1 and record["provenance"]["train_size"] == 100
+    assert f"{record['history'][-1]['test_acc']:.4f}" in stdout
+    assert not list((_isolated_env / "checkpoints").rglob("*.pt"))  # checkpoint removed after the run
+
+    before = out.read_bytes()
+    assert main(argv) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert "exists" in line and "never overwritten" in line
+    assert out.read_bytes() == before
+
+
+def test_train_bad_epochs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--epochs", "0",
+                 "--out", str(tmp_path / "x.json")]) == 2
+    assert "--epochs" in one_error_line(capsys.readouterr().err)
+
+
+def test_grid_list(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["grid", "list", "report", "--results", str(tmp_path), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 1 + 70 + 1
+    assert out[1].split()[:2] == ["resnet20-A_report_s0", "todo"]
+    assert out[-1].startswith("0/70 done")
+
+
+def test_grid_list_shard_and_only(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["grid", "list", "report", "--results", str(tmp_path), "--device", "cpu", "--shard", "2/7"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("0/10 done")
+    assert main(["grid", "list", "report", "--results", str(tmp_path), "--device", "cpu",
+                 "--only", "plain*", "--seeds", "0,1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("0/8 done")
+    assert all(line.startswith("plain") for line in lines[1:-1])
+
+
+def test_grid_list_corrupt_record(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bad = tmp_path / "report" / "resnet20-A_report_s0.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text('{"format": 1, "run_id": ')
+    assert main(["grid", "list", "report", "--results", str(tmp_path), "--device", "cpu"]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith("error:") and "resnet20-A_report_s0.json" in line
+    assert bad.read_text() == '{"format": 1, "run_id": '
+
+
+def test_grid_run_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # --max-runs 0: lists nothing to do and never loads data (RESNET_NB_DATA is unset, torchvision not reached)
+    assert main(["grid", "run", "paper", "--results", str(tmp_path), "--max-runs", "0"]) == 0
+    assert "0 run(s) to do" in capsys.readouterr().out
+
+
+def test_parse_seeds() -> None:
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,3") == [0, 2, 3]
+    assert parse_seeds("7") == [7]
+    with pytest.raises(ValueError, match="seeds"):
+        parse_seeds("a")

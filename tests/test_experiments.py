@@ -1,0 +1,359 @@
+"""Experiments: grids, shards, the resumable runner, result records, loading and summarising."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from resnet_nb.experiments import (HISTORY_KEYS, RecordError, RunConfig, checkpoint_path, grid_runs, load_results,
+                                   parse_shard, pending, read_record, record_path, run_one, run_state, shard,
+                                   summarize, validate_record)
+from resnet_nb.train import fit
+
+TIMING_KEYS = ("seconds", "train_images_per_s")
+RUN = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=1)
+
+
+def untimed(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+def run_kw(tmp_path: Path) -> dict:
+    return dict(results=tmp_path / "results", checkpoints=tmp_path / "ck", device="cpu", precision="fp32",
+                progress=False)
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, bytes]:
+    """RUN trained once by run_one; (record, record path, its bytes). Tests copy the file, never edit it."""
+    tmp = tmp_path_factory.mktemp("finished")
+    record = run_one(RUN, tiny_data, **run_kw(tmp))
+    path = record_path(RUN, tmp / "results")
+    return record, path, path.read_bytes()
+
+
+def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
+    """A valid record with a known history (one row per epoch), no training needed."""
+    history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": acc - 0.01, "test_loss": 2.0 / (i + 1),
+                "test_acc": acc, "seconds": 1.5, "lr": 1e-3} for i, acc in enumerate(test_accs)]
+    return {
+        "format": 1,
+        "run_id": run.run_id,
+        "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
+        "history": history,
+        "provenance": {"device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
+                       "wall_seconds": 1.5 * len(history)},
+    }
+
+
+def write(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+# ---------------------------------------------------------------- grids and shards
+
+
+def test_report_grid() -> None:
+    runs = grid_runs("report")
+    assert len(runs) == 70 and len(set(runs)) == 70
+    assert len({r.model for r in runs}) == 14
+    assert [r.seed for r in runs] == [s for s in range(5) for _ in range(14)]  # seed-major: all seed 0 first
+    assert all(r.grid == "report" and r.recipe == "report" and r.epochs is None for r in runs)
+    first = runs[:14]
+    assert first[0].run_id == "resnet20-A_report_s0"
+    depths = [r.spec.depth for r in first if r.spec.arch != "torchvision"]
+    assert len(depths) == 12
+    # depth priority within a seed: every depth-20/56 run before any depth-32/44 run
+    assert set(depths[:6]) == {20, 56} and set(depths[6:]) == {32, 44}
+    assert depths.index(20) < depths.index(56) < depths.index(32) < depths.index(44)
+    assert {r.model for r in first if r.spec.depth == 20} == {"resnet20-A", "plain20", "resnet20-B"}
+    assert {r.model for r in first[-2:]} == {"tv-resnet18-imagenet", "tv-resnet18-cifar"}
+    assert [r.model for r in runs[14:28]] == [r.model for r in first]
+
+
+def test_paper_grid_and_seeds() -> None:
+    runs = grid_runs("paper")
+    assert [r.model for r in runs] == ["resnet20-A", "resnet32-A", "resnet44-A", "resnet56-A", "resnet110-A"]
+    assert all(r.recipe == "paper" and r.seed == 0 for r in runs)
+    assert [r.seed for r in grid_runs("paper", [3, 1])] == [3] * 5 + [1] * 5
+    assert len(grid_runs("report", range(2))) == 28
+    with pytest.raises(ValueError, match="unknown grid"):
+        grid_runs("nope")
+
+
+@pytest.mark.parametrize("k", range(1, 8))
+def test_shards_partition_the_grid(k: int) -> None:
+    runs = grid_runs("report")
+    parts = [shard(runs, i, k) for i in range(1, k + 1)]
+    assert sum(len(p) for p in parts) == len(runs)
+    assert sorted(r.run_id for p in parts for r in p) == sorted(r.run_id for r in runs)
+    assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+    for p in parts:  # each shard keeps the priority order
+        assert [runs.index(r) for r in p] == sorted(runs.index(r) for r in p)
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("2/4") == (2, 4)
+    assert parse_shard("1/1") == (1, 1)
+    for bad in ("0/3", "4/3", "x", "1/", "1/2/3", "-1/3"):
+        with pytest.raises(ValueError, match="shard"):
+            parse_shard(bad)
+
+
+def test_run_ids() -> None:
+    assert RUN.run_id == "resnet8-A_report_e1_s0" and RUN.config_id == "resnet8-A_report_e1"
+    assert RunConfig("g", "plain20", "report", 3, None, 500).run_id == "plain20_report_n500_s3"
+    assert record_path(RUN, Path("/r")) == Path("/r/t/resnet8-A_report_e1_s0.json")
+    assert checkpoint_path(RUN, Path("/c")) == Path("/c/t/resnet8-A_report_e1_s0.pt")
+
+
+def test_default_checkpoint_dir_is_the_cache(_isolated_env: Path) -> None:
+    assert checkpoint_path(RUN) == _isolated_env / "checkpoints" / "t" / "resnet8-A_report_e1_s0.pt"
+
+
+# ---------------------------------------------------------------- run_one and records
+
+
+def test_run_one_writes_a_valid_record(finished, tiny_data) -> None:
+    record, path, raw = finished
+    assert path.parent.name == "t" and path.name == "resnet8-A_report_e1_s0.json"
+    on_disk = json.loads(raw)
+    assert on_disk == json.loads(json.dumps(record))
+    assert read_record(path, RUN) == on_disk
+    assert on_disk["run_id"] == RUN.run_id
+    cfg = on_disk["config"]
+    assert (cfg["grid"], cfg["model"], cfg["recipe"], cfg["seed"], cfg["epochs"]) == ("t", "resnet8-A", "report", 0, 1)
+    assert cfg["recipe_params"]["optimizer"] == "adam" and cfg["recipe_params"]["epochs"] == 1
+    assert len(on_disk["history"]) == 1 and set(HISTORY_KEYS) <= set(on_disk["history"][0])
+    prov = on_disk["provenance"]
+    assert prov["dataset_variant"] == "image-folder" and prov["dataset_checksum"] == tiny_data.checksum
+    assert prov["precision"] == "fp32" and prov["device"] == "cpu" and prov["train_size"] == 200
+    assert prov["git_commit"] and prov["torch"] and prov["device_name"]
+    assert prov["wall_seconds"] == pytest.approx(on_disk["history"][0]["seconds"])
+    assert not list(path.parent.glob(".*tmp*"))
+
+
+def test_run_state_and_rerun(finished, tiny_data, tmp_path: Path) -> None:
+    record, src, raw = finished
+    kw = run_kw(tmp_path)
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "todo"
+    checkpoint_path(RUN, kw["checkpoints"]).parent.mkdir(parents=True)
+    checkpoint_path(RUN, kw["checkpoints"]).write_bytes(b"")
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "partial"
+    dst = record_path(RUN, kw["results"])
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(raw)
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "done"
+    # a finished run is not trained again: its record is returned as is
+    assert run_one(RUN, tiny_data, **kw) == json.loads(raw)
+    assert dst.read_bytes() == raw
+
+
+def test_killed_run_resumes(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
+    kw = run_kw(tmp_path)
+    ckpt = checkpoint_path(run, kw["checkpoints"])
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_1(row):
+        if row["epoch"] == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+            checkpoint=ckpt, progress=False, on_epoch=kill_after_1)
+    assert run_state(run, kw["results"], kw["checkpoints"]) == "partial"
+    record = run_one(run, tiny_data, **kw)
+    assert not ckpt.exists()  # deleted once the record is written
+    assert run_state(run, kw["results"], kw["checkpoints"]) == "done"
+    assert [r["epoch"] for r in record["history"]] == [1, 2]
+    uninterrupted = fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+                        progress=False)
+    assert untimed(record["history"]) == untimed(uninterrupted.history)
+    assert record["provenance"]["train_size"] == 100
+    assert record["provenance"]["wall_seconds"] == pytest.approx(sum(r["seconds"] for r in record["history"]))
+
+
+def _damaged_records(finished) -> dict[str, bytes]:
+    record, _, raw = finished
+    other = copy.deepcopy(record)  # a valid record of another run (seed 1)
+    other_run = dataclasses.replace(RUN, seed=1)
+    other["run_id"] = other_run.run_id
+    other["config"]["seed"] = 1
+    assert validate_record(other, other_run)
+    other_grid = copy.deepcopy(record)
+    other_grid["config"]["grid"] = "u"
+    return {"truncated": raw[: len(raw) // 2], "foreign": json.dumps(other).encode(),
+            "other-grid": json.dumps(other_grid).encode(), "empty": b"", "not-a-record": b"[1, 2]"}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign", "other-grid", "empty", "not-a-record"])
+def test_bad_record_raises_and_is_left_alone(finished, tiny_data, tmp_path: Path, kind: str) -> None:
+    content = _damaged_records(finished)[kind]
+    kw = run_kw(tmp_path)
+    path = record_path(RUN, kw["results"])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(RecordError):
+        read_record(path, RUN)
+    with pytest.raises(RecordError):
+        run_state(RUN, kw["results"], kw["checkpoints"])
+    with pytest.raises(RecordError):
+        run_one(RUN, tiny_data, **kw)
+    with pytest.raises(RecordError):
+        pending([RUN], kw["results"], kw["checkpoints"])
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_foreign_record_message(finished, tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(_damaged_records(finished)["foreign"])
+    with pytest.raises(RecordError, match="resnet8-A_report_e1_s1.*expected 'resnet8-A_report_e1_s0'"):
+        read_record(path, RUN)
+    assert read_record(path)["run_id"] == "resnet8-A_report_e1_s1"  # valid on its own
+
+
+def _mutations():
+    def drop(*keys):
+        def f(rec):
+            d = rec
+            for k in keys[:-1]:
+                d = d[k]
+            del d[keys[-1]]
+        return f
+
+    def setter(value, *keys):
+        def f(rec):
+            d = rec
+            for k in keys[:-1]:
+                d = d[k]
+            d[keys[-1]] = value
+        return f
+
+    return {
+        "no-format": drop("format"),
+        "wrong-format": setter(2, "format"),
+        "no-run_id": drop("run_id"),
+        "no-config": drop("config"),
+        "no-history": drop("history"),
+        "no-provenance": drop("provenance"),
+        "no-config-model": drop("config", "model"),
+        "no-recipe_params": drop("config", "recipe_params"),
+        "bad-model": setter("resnet21-A", "config", "model"),
+        "bad-seed": setter("zero", "config", "seed"),
+        "run_id-mismatch": setter("resnet8-A_report_e1_s9", "run_id"),
+        "empty-history": setter([], "history"),
+        "history-not-a-list": setter({"epoch": 1}, "history"),
+        "row-not-a-dict": setter([1], "history"),
+        "row-missing-key": drop("history", 0, "test_acc"),
+        "epochs-not-1..n": setter(3, "history", 0, "epoch"),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_mutations()))
+def test_validate_record_rejects(finished, name: str) -> None:
+    record = copy.deepcopy(finished[0])
+    assert validate_record(copy.deepcopy(record), RUN)
+    _mutations()[name](record)
+    with pytest.raises(RecordError):
+        validate_record(record, RUN)
+    with pytest.raises(RecordError):
+        validate_record(record)
+
+
+def test_validate_record_rejects_unfinished_history() -> None:
+    run = RunConfig("t", "resnet8-A", "report", 0, epochs=3)
+    assert validate_record(fake_record(run, [0.1, 0.2, 0.3]), run)
+    with pytest.raises(RecordError, match="not a finished run"):
+        validate_record(fake_record(run, [0.1, 0.2]), run)
+    with pytest.raises(RecordError, match="not a finished run"):
+        validate_record(fake_record(run, [0.1, 0.2, 0.3, 0.4]), run)
+    default = RunConfig("t", "resnet8-A", "report", 0)  # the report recipe's own 10 epochs
+    assert validate_record(fake_record(default, [0.1] * 10), default)
+    with pytest.raises(RecordError, match="not a finished run"):
+        validate_record(fake_record(default, [0.1] * 9), default)
+
+
+# ---------------------------------------------------------------- loading and summarising
+
+
+ACCS = {  # config -> seed -> test_acc per epoch
+    "resnet20-A": {0: [0.50, 0.61], 1: [0.52, 0.65], 2: [0.49, 0.70]},
+    "plain20": {0: [0.40, 0.55]},
+}
+
+
+@pytest.fixture()
+def results_dir(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    for model, seeds in ACCS.items():
+        for seed, accs in seeds.items():
+            run = RunConfig("fake", model, "report", seed, epochs=2)
+            write(record_path(run, results), fake_record(run, accs))
+    return results
+
+
+def test_load_results(results_dir: Path) -> None:
+    df = load_results("fake", results_dir)
+    assert len(df) == 4 * 2  # one row per run and epoch
+    assert list(df.columns) == ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem",
+                                "recipe", "seed", "device_name", "precision", "dataset_variant", "wall_seconds",
+                                *HISTORY_KEYS]
+    assert set(df["config_id"]) == {"resnet20-A_report_e2", "plain20_report_e2"}
+    row = df[(df["run_id"] == "resnet20-A_report_e2_s2") & (df["epoch"] == 2)].iloc[0]
+    assert (row["model"], row["arch"], row["depth"], row["shortcut"], row["seed"]) == ("resnet20-A", "resnet", 20,
+                                                                                      "A", 2)
+    assert row["test_acc"] == 0.70 and row["wall_seconds"] == 3.0
+    assert df[df["model"] == "plain20"]["arch"].unique().tolist() == ["plain"]
+    assert len(load_results(None, results_dir)) == 8  # all grids
+    assert len(load_results("other", results_dir)) == 0
+    assert list(load_results("other", results_dir).columns) == list(df.columns)
+
+
+def test_load_results_raises_on_a_bad_record(results_dir: Path) -> None:
+    (results_dir / "fake" / "broken.json").write_text("{")
+    with pytest.raises(RecordError):
+        load_results("fake", results_dir)
+
+
+def test_summarize(results_dir: Path) -> None:
+    df = load_results("fake", results_dir)
+    s = summarize(df).set_index("config_id")
+    last = [accs[-1] for accs in ACCS["resnet20-A"].values()]
+    r = s.loc["resnet20-A_report_e2"]
+    assert r["test_acc_mean"] == pytest.approx(np.mean(last))
+    assert r["test_acc_std"] == pytest.approx(np.std(last, ddof=1))
+    assert r["test_acc_n"] == 3
+    assert r["test_loss_mean"] == pytest.approx(1.0)  # 2 / epoch 2
+    assert r["train_acc_mean"] == pytest.approx(np.mean(last) - 0.01)
+    p = s.loc["plain20_report_e2"]
+    assert p["test_acc_mean"] == pytest.approx(0.55) and p["test_acc_n"] == 1
+    assert math.isnan(p["test_acc_std"])
+    # at a given epoch
+    first = [accs[0] for accs in ACCS["resnet20-A"].values()]
+    s1 = summarize(df, epoch=1).set_index("config_id").loc["resnet20-A_report_e2"]
+    assert s1["test_acc_mean"] == pytest.approx(np.mean(first))
+    assert s1["test_acc_std"] == pytest.approx(np.std(first, ddof=1))
+    assert summarize(df.iloc[0:0]).empty
+
+
+def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
+    runs = [RunConfig("g", m, "report", 0, epochs=2) for m in ("resnet20-A", "plain20", "resnet56-A", "plain56")]
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    write(record_path(runs[0], results), fake_record(runs[0], [0.1, 0.2]))  # done
+    for r in (runs[3], runs[2]):  # partial
+        checkpoint_path(r, ck).parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(r, ck).write_bytes(b"")
+    assert [run_state(r, results, ck) for r in runs] == ["done", "todo", "partial", "partial"]
+    assert [r.model for r in pending(runs, results, ck)] == ["resnet56-A", "plain56", "plain20"]
+    assert pending(runs[:1], results, ck) == []
