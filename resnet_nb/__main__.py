@@ -107,7 +107,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     if args.epochs is not None and args.epochs < 1:
         raise ValueError("--epochs must be >= 1")
     spec = ModelSpec(args.model, args.depth, args.shortcut, args.stem)
-    run = RunConfig("cli", spec.key, args.recipe, args.seed, args.epochs, args.train_size)
+    run = RunConfig("cli", spec.key, args.recipe, args.seed, args.epochs, args.train_size,
+                    None if args.precision == "auto" else args.precision)
     run.recipe_obj()  # validate overrides before loading data
     if args.out.exists():
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")

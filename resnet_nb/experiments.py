@@ -37,6 +37,7 @@ class RunConfig:
     seed: int
     epochs: int | None = None  # None: the recipe's own
     train_size: int | None = None  # None: all training images
+    precision: str | None = None  # None: the device's default (recorded in provenance); else fixed
 
     @property
     def spec(self) -> ModelSpec:
@@ -45,8 +46,9 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         extra = (f"_e{self.epochs}" if self.epochs is not None else "") + (
-            f"_n{self.train_size}" if self.train_size is not None else "")
-        return f"{self.model}_{self.recipe}{extra}_s{self.seed}"
+            f"_n{self.train_size}" if self.train_size is not None else "") + (
+            f"_{self.precision}" if self.precision is not None else "")
+        return f"{self.model}_{self.recipe}{extra}_s{self.seed}"  # the seed last: config_id strips it
 
     @property
     def config_id(self) -> str:
@@ -72,13 +74,18 @@ def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
     elif name == "paper":
         models = [ModelSpec("resnet", d, "A").key for d in PAPER_DEPTHS]
         recipe, default_seeds = "paper", range(1)
+    elif name == "precision":
+        # Does mixed precision cost accuracy? ResNet-20, report recipe, 1 epoch, fp32 vs bf16.
+        seeds = list(range(3) if seeds is None else seeds)
+        return [RunConfig(name, "resnet20-A", "report", s, epochs=1, precision=p)
+                for s in seeds for p in ("fp32", "bf16")]
     else:
         raise ValueError(f"unknown grid {name!r}; choose one of: {', '.join(GRIDS)}")
     seeds = list(default_seeds if seeds is None else seeds)
     return [RunConfig(name, m, recipe, s) for s in seeds for m in models]
 
 
-GRIDS = ("report", "paper")
+GRIDS = ("report", "paper", "precision")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -111,7 +118,8 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
     return {
         "format": RECORD_FORMAT,
         "run_id": run.run_id,
-        "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
+        "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj()),
+                                             "planned_epochs": setup["epochs"]},
         "history": history,
         "provenance": env | {
             "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],
@@ -133,7 +141,7 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
     try:
         cfg = record["config"]
         run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], int(cfg["seed"]), cfg.get("epochs"),
-                        cfg.get("train_size"))
+                        cfg.get("train_size"), cfg.get("precision"))
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{where}: bad config ({exc})") from None
     if run.run_id != record["run_id"]:
@@ -143,7 +151,9 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
                           f"of grid {expected.grid!r}")
     history = record["history"]
     try:
-        epochs = record["config"]["recipe_params"]["epochs"] or None
+        # planned_epochs (newer records) also covers recipes given in iterations, like the paper's
+        recipe_epochs = record["config"]["recipe_params"]["epochs"]
+        epochs = record["config"].get("planned_epochs") or recipe_epochs or None
     except (KeyError, TypeError) as exc:
         raise RecordError(f"{where}: bad config (recipe_params: {exc!r})") from None
     if not isinstance(history, list) or not history or any(
@@ -183,7 +193,7 @@ def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, check
     ckpt = checkpoint_path(run, checkpoints)
     dev = resolve_device(device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev, precision=precision,
+    result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev, precision=run.precision or precision,
                  compile=compile, channels_last=channels_last, checkpoint=ckpt, progress=progress)
     # wall time of the whole run = sum of its epochs' seconds (also those of an earlier, resumed session)
     wall = sum(r["seconds"] for r in result.history)

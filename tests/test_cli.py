@@ -128,7 +128,7 @@ def test_train_writes_record_and_refuses_overwrite(tiny_zip: Path, tmp_path: Pat
     stdout = capsys.readouterr().out
     assert "test acc" in stdout and "resnet8-A report seed 0" in stdout and str(out) in stdout
     record = json.loads(out.read_text())
-    assert record["run_id"] == "resnet8-A_report_e1_n100_s0" and record["config"]["grid"] == "cli"
+    assert record["run_id"] == "resnet8-A_report_e1_n100_fp32_s0" and record["config"]["grid"] == "cli"
     assert len(record["history"]) == 1 and record["provenance"]["train_size"] == 100
     assert f"{record['history'][-1]['test_acc']:.4f}" in stdout
     assert not list((_isolated_env / "checkpoints").rglob("*.pt"))  # checkpoint removed after the run

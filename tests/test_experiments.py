@@ -357,3 +357,34 @@ def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
     assert [run_state(r, results, ck) for r in runs] == ["done", "todo", "partial", "partial"]
     assert [r.model for r in pending(runs, results, ck)] == ["resnet56-A", "plain56", "plain20"]
     assert pending(runs[:1], results, ck) == []
+
+
+def test_validate_record_uses_planned_epochs_for_iteration_recipes() -> None:
+    """The paper recipe is given in iterations (epochs=None): the record's planned_epochs decides."""
+    run = RunConfig("t", "resnet8-A", "paper", 0)
+    record = fake_record(run, [0.1, 0.2])
+    record["config"]["planned_epochs"] = 2
+    assert validate_record(record, run)
+    record["config"]["planned_epochs"] = 164
+    with pytest.raises(RecordError, match="not a finished run"):
+        validate_record(record, run)
+
+
+def test_new_records_carry_planned_epochs(finished) -> None:
+    assert finished[0]["config"]["planned_epochs"] == len(finished[0]["history"])
+
+
+def test_precision_grid_pairs_fp32_and_bf16_per_seed() -> None:
+    runs = grid_runs("precision")
+    assert [(r.seed, r.precision) for r in runs] == [(s, p) for s in range(3) for p in ("fp32", "bf16")]
+    assert {r.config_id for r in runs} == {"resnet20-A_report_e1_fp32", "resnet20-A_report_e1_bf16"}
+    assert len({r.run_id for r in runs}) == 6
+
+
+def test_run_precision_is_used_and_recorded(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig("t", "resnet8-A", "report", 0, epochs=1, train_size=100, precision="fp32")
+    record = run_one(run, tiny_data, results=tmp_path, checkpoints=tmp_path / "ck", progress=False,
+                     precision="bf16")  # the run's own precision wins over the runner's default
+    assert record["provenance"]["precision"] == "fp32"
+    assert record["run_id"].endswith("_fp32_s0")
+    assert read_record(record_path(run, tmp_path), run)["config"]["precision"] == "fp32"

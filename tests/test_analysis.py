@@ -1,0 +1,110 @@
+"""Live computations (gradients, responses, shapes, MACs) and record comparisons (improvement, SSR)."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from resnet_nb import analysis, claims, records
+from resnet_nb.models import ModelSpec, build_model
+
+from .test_plots import make_results
+
+
+def test_sig_rounds_to_significant_digits() -> None:
+    assert analysis.sig(1234.5678) == 1235.0
+    assert analysis.sig(0.000123456) == 0.0001235
+
+
+def test_init_gradients_one_row_per_weight_layer_and_deterministic() -> None:
+    grads = analysis.init_gradients(depths=(8,), batch_size=4)
+    assert sorted(grads["model"].unique()) == ["plain8", "resnet8-A"]
+    assert (grads.groupby("model").size() == 8).all()  # 7 convs + the classifier
+    assert (grads["grad_norm"] > 0).all()
+    pd.testing.assert_frame_equal(grads, analysis.init_gradients(depths=(8,), batch_size=4))
+    summary = analysis.gradient_summary(grads)
+    assert list(summary.index) == ["plain8", "resnet8-A"]
+    assert summary.loc["plain8", "first / last conv"] == pytest.approx(
+        summary.loc["plain8", "first conv"] / summary.loc["plain8", "last conv"], rel=1e-3)
+
+
+def test_layer_responses_one_per_3x3_layer_and_hooks_removed() -> None:
+    model = build_model(ModelSpec("resnet", 8, "B"))
+    x = torch.randn(4, 3, 32, 32)
+    table = analysis.layer_responses(model, x)
+    assert len(table) == 7  # stem + 2 per block; the projection's BN is not a 3x3 layer
+    assert (table["response_std"] > 0).all() and sorted(table["rank"]) == list(range(1, 8))
+    assert all(not m._forward_hooks for m in model.modules())
+    both = analysis.response_table({"resnet8-B": model, "plain8": build_model(ModelSpec("plain", 8))}, x)
+    assert set(both["depth"]) == {8} and len(both) == 14
+
+
+def test_feature_maps_through_the_two_stems() -> None:
+    table = analysis.stem_comparison()
+    assert table.loc["maxpool", "tv-resnet18-imagenet"] == "64 × 8 × 8"
+    assert table.loc["layer1", "tv-resnet18-cifar"] == "64 × 32 × 32"
+    assert table.loc["layer4", "tv-resnet18-imagenet"] == "512 × 1 × 1"
+    assert table.loc["avgpool", "resnet20-A"] == "64 × 1 × 1"
+    assert table.loc["layer4", "resnet20-A"] == ""  # the CIFAR net has three stages
+
+
+def test_count_macs_exact_on_a_small_net() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 32 * 32, 10))
+    assert analysis.count_macs(net) == 4 * 32 * 32 * 3 * 9 + 4 * 32 * 32 * 10
+    costs = analysis.cost_table(["resnet20-A", "resnet20-B", "plain20"]).set_index("model")["MACs per image"]
+    assert costs["resnet20-A"] == costs["plain20"]
+    # option B adds two 1x1 projections: 32x16x16 outputs x 16 inputs, 64x8x8 outputs x 32 inputs
+    assert costs["resnet20-B"] - costs["resnet20-A"] == 32 * 16 * 16 * 16 + 64 * 8 * 8 * 32
+
+
+def test_parameter_table_matches_the_reference_counts() -> None:
+    table = analysis.parameter_table(depths=(20, 56), paper=claims.PAPER_PARAMS)
+    assert table.loc[20, "params A"] == 269_722 and table.loc[56, "params A"] == 853_018
+    assert (table["B − A"] == 2_752).all() and (table["params plain"] == table["params A"]).all()
+    assert table.loc[20, "paper (Table 6)"] == "0.27M" and table.loc[56, "weight layers"] == 56
+
+
+def test_relative_improvement_definition() -> None:
+    df = make_results({"resnet20-A": [0.8, 0.8], "plain20": [0.5, 0.5]})
+    table = analysis.relative_improvement(df)
+    row = table[table["depth"] == "20"].iloc[0]
+    assert row["acc_improvement_%"] == pytest.approx(60.0)  # (0.8 - 0.5) / 0.5
+    # losses 2(1 - a) + 0.1: resnet 0.5, plain 1.1
+    assert row["loss_improvement_%"] == pytest.approx(100 * (1.1 - 0.5) / 1.1)
+    assert table["depth"].tolist() == ["20", "mean"]
+    assert analysis.relative_improvement(df.iloc[0:0]).empty
+
+
+def test_option_distance_ssr_and_noise() -> None:
+    df = make_results({"resnet20-A": [0.8, 0.8], "resnet20-B": [0.7, 0.7]}, epochs=2)
+    table = analysis.option_distance(df)
+    # curves a * e / 2: gaps 5 and 10 percentage points
+    assert table.loc[20, "ssr"] == pytest.approx(5.0**2 + 10.0**2)
+    assert table.loc[20, "noise_ssr"] == pytest.approx(0.0)
+    assert table.loc[20, "rms_gap"] == pytest.approx(math.sqrt(125 / 2))
+    one_seed = analysis.option_distance(make_results({"resnet20-A": [0.8], "resnet20-B": [0.7]}, seeds=1))
+    assert math.isnan(one_seed.loc[20, "noise_ssr"])
+
+
+def test_records_coverage_and_missing_note() -> None:
+    df = make_results({"resnet20-A": [0.8, 0.8], "plain20": [0.5]})
+    cov = records.coverage(df, ["resnet20-A", "plain20", "plain56"])
+    assert cov["seeds found"].tolist() == [2, 1, 0] and (cov["seeds in grid"] == 5).all()
+    note = records.missing_note(df, ["resnet20-A", "plain56"])
+    assert "No records yet" in note and "--only 'plain56_*'" in note and "resnet20-A (2 of 5 seeds)" in note
+    full = records.missing_note(df.iloc[0:0], list(records.expected_seeds("report")))
+    assert full.endswith("`python -m resnet_nb grid run report`.")
+    assert records.hardware_text(df) == "Test GPU (bf16)"
+    assert records.provenance_table(df)["runs"].tolist() == [3]
+
+
+def test_conclusion_table_with_and_without_records() -> None:
+    table = claims.conclusion_table(make_results())
+    assert list(table.columns) == ["paper", "report", "this book (measured)", "note"]
+    assert "ResNet-56" in table.iloc[-1]["this book (measured)"]
+    empty = claims.conclusion_table(make_results().iloc[0:0])
+    assert empty["this book (measured)"].str.contains("no ").sum() >= 5

@@ -1,0 +1,132 @@
+"""Figure builders: traces, menus, captions and the offline renderer, on synthetic result frames."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.io as pio
+import pytest
+
+from resnet_nb import plots
+from resnet_nb.experiments import HISTORY_KEYS, load_results
+from resnet_nb.models import ModelSpec
+
+COLUMNS = list(load_results(results="/nonexistent").columns)
+
+
+def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epochs: int = 3,
+                 device: str = "Test GPU", variant: str = "jpeg") -> pd.DataFrame:
+    """A long results frame like ``load_results``: model -> final test accuracy per seed (curves rise to it)."""
+    acc = acc or {"resnet20-A": [0.80, 0.82], "plain20": [0.60, 0.64], "resnet56-A": [0.78, 0.80],
+                  "plain56": [0.50, 0.52], "resnet20-B": [0.81, 0.81], "resnet56-B": [0.79, 0.79]}
+    rows = []
+    for model, finals in acc.items():
+        spec = ModelSpec.from_key(model)
+        for seed, final in enumerate(finals[:seeds]):
+            run_id = f"{model}_report_s{seed}"
+            for epoch in range(1, epochs + 1):
+                a = final * epoch / epochs
+                rows.append({"grid": "report", "run_id": run_id, "config_id": f"{model}_report", "model": model,
+                             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
+                             "recipe": "report", "seed": seed, "device_name": device, "precision": "bf16",
+                             "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
+                             "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
+                             "test_acc": a, "seconds": 10.0})
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    assert set(HISTORY_KEYS) <= set(frame.columns)
+    return frame
+
+
+def test_caption_names_protocol_seeds_hardware_and_data() -> None:
+    text = plots.caption(make_results())
+    assert "'report' recipe" in text and "Adam" in text and "batch 32" in text and "3 epochs" in text
+    assert "2 seeds per configuration (mean ± std)" in text
+    assert "Test GPU (bf16)" in text
+    assert "JPEG" in text
+
+
+def test_caption_with_uneven_seeds_and_original_data() -> None:
+    df = make_results({"resnet20-A": [0.8, 0.8, 0.8], "plain20": [0.5]}, seeds=3, variant="original")
+    text = plots.caption(df)
+    assert "1–3 seeds per configuration" in text and "original batches" in text
+
+
+def test_learning_curves_traces_menus_and_units() -> None:
+    df = make_results()
+    fig = plots.learning_curves(df, ["resnet20-A", "plain20", "resnet56-A"], depth_menu=True)
+    assert len(fig.data) == 6  # a band and a mean line per model
+    lines = [t for t in fig.data if t.mode == "lines+markers"]
+    assert [t.name for t in lines] == ["resnet20-A (n=2)", "plain20 (n=2)", "resnet56-A (n=2)"]
+    assert lines[0].y[-1] == pytest.approx(81.0)  # mean of 80 and 82, in %
+    metric_menu, depth_menu = fig.layout.updatemenus
+    assert [b.label for b in metric_menu.buttons] == [plots.METRICS[m] for m in
+                                                       ("test_acc", "test_loss", "train_acc", "train_loss")]
+    assert [b.label for b in depth_menu.buttons] == ["all depths", "depth 20", "depth 56"]
+    assert fig.layout.xaxis.title.text == "epoch" and "%" in fig.layout.yaxis.title.text
+    assert "Test GPU" in fig.layout.annotations[-1].text  # the caption is part of the figure
+
+
+def test_learning_curves_band_only_with_several_seeds() -> None:
+    fig = plots.learning_curves(make_results(seeds=1), ["resnet20-A"])
+    assert fig.data[0].opacity == 0  # std of one seed is undefined: no band
+
+
+def test_missing_models_give_a_figure_that_says_so() -> None:
+    fig = plots.learning_curves(make_results(), ["plain44"])
+    assert "No records" in fig.layout.annotations[0].text
+    empty = make_results().iloc[0:0]
+    assert "No records" in plots.final_metric_chart(empty).layout.annotations[0].text
+    assert plots.caption(empty) == "no records"
+
+
+def test_final_metric_chart_error_bars() -> None:
+    fig = plots.final_metric_chart(make_results(), ["resnet20-A", "resnet56-A", "plain20", "plain56"])
+    names = [t.name for t in fig.data]
+    assert names == ["ResNet, option A (n=2)", "plain (n=2)"] or sorted(names) == sorted(
+        ["ResNet, option A (n=2)", "plain (n=2)"])
+    resnet = next(t for t in fig.data if t.name.startswith("ResNet"))
+    assert list(resnet.x) == ["20", "56"]
+    assert resnet.error_y.array[0] == pytest.approx(pd.Series([80.0, 82.0]).std())
+
+
+def test_format_summary_strings() -> None:
+    from resnet_nb.experiments import summarize
+
+    table = plots.format_summary(summarize(make_results()))
+    assert table.loc["resnet20-A", plots.METRICS["test_acc"]] == "81.00 ± 1.41"
+    assert table.loc["resnet20-A", "seeds"] == 2
+
+
+def test_colours_are_stable_and_distinct() -> None:
+    keys = ["resnet20-A", "resnet56-A", "resnet20-B", "plain20", "plain56", "tv-resnet18-imagenet", "tv-resnet18-cifar"]
+    colours = [plots.config_color(k) for k in keys]
+    assert len(set(colours)) == len(keys)
+    assert colours == [plots.config_color(k) for k in keys]
+
+
+def test_wrap_keeps_lines_short() -> None:
+    text = " · ".join(["a" * 40, "b " * 60, "c" * 10])
+    assert all(len(line) <= 97 for line in plots._wrap(text).split("<br>"))
+
+
+def test_book_renderer_html_is_offline_and_deterministic() -> None:
+    previous = pio.renderers.default
+    try:
+        plots.use_book_renderer()
+        assert pio.renderers.default == "plotly_mimetype+book_html"
+        fig = plots.empty_figure("nothing")
+        html = plots.book_html(fig.to_dict())
+        assert html == plots.book_html(fig.to_dict())
+        assert "cdn" not in html.lower() and "mathjax" not in html.lower()
+        assert "Plotly.newPlot" in html and len(html) < 20_000  # plotly.js itself is not inlined
+    finally:
+        pio.renderers.default = previous
+
+
+def test_table_and_analysis_figures() -> None:
+    fig = plots.table_figure(pd.DataFrame({"a": [1, 2]}, index=pd.Index(["x", "y"], name="k")), title="t")
+    assert list(fig.data[0].header.values) == ["<b>k</b>", "<b>a</b>"]
+    grads = pd.DataFrame({"model": ["plain8"] * 2 + ["resnet8-A"] * 2, "depth": 8, "layer": [1, 2, 1, 2],
+                          "grad_norm": [1.0, 2.0, 1.5, 1.0]})
+    assert fig is not None and len(plots.gradient_figure(grads).data) == 2
+    responses = grads.rename(columns={"grad_norm": "response_std"}).assign(rank=[2, 1, 1, 2])
+    assert len(plots.response_figure(responses, note="n").layout.updatemenus[0].buttons) == 2

@@ -1,0 +1,84 @@
+"""The budget switch, live runs and the ipywidgets explorers (without a kernel)."""
+
+from __future__ import annotations
+
+import pytest
+
+from resnet_nb import live, widgets
+from resnet_nb.data import Cifar10
+from resnet_nb.train import FitResult
+
+from .test_plots import COLUMNS, make_results
+
+
+def test_book_budget_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(live.ENV_BUDGET, raising=False)
+    assert live.book_budget().name == "full"
+    monkeypatch.setenv(live.ENV_BUDGET, "smoke")
+    smoke = live.book_budget()
+    assert smoke.name == "smoke" and smoke.train_size <= 1000 and smoke.test_size is not None
+    assert smoke.recipe().epochs == smoke.epochs and smoke.recipe().train_size == smoke.train_size
+    monkeypatch.setenv(live.ENV_BUDGET, "huge")
+    with pytest.raises(ValueError, match="smoke, full"):
+        live.book_budget()
+
+
+def test_shrink_test_split_is_stratified(tiny_data: Cifar10) -> None:
+    small = live.shrink_test_split(tiny_data, 20)
+    assert len(small.test_y) == 20 and small.test_y.bincount().tolist() == [2] * 10
+    assert live.shrink_test_split(tiny_data, None) is tiny_data
+
+
+def test_book_data_without_data_prints_the_fix(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                                               tmp_path) -> None:  # noqa: ANN001
+    assert live.book_data(live.BUDGETS["smoke"], source=str(tmp_path / "missing.zip")) is None
+    assert "Live training is skipped" in capsys.readouterr().out
+
+
+def test_live_fit_gives_a_results_frame(tiny_data: Cifar10) -> None:
+    budget = live.Budget("test", train_size=100, epochs=1, test_size=None, depths=(8,))
+    result, frame = live.live_fit("resnet8-A", tiny_data, budget, progress=False)
+    assert list(frame.columns) == COLUMNS
+    assert frame["grid"].unique().tolist() == ["live"] and frame["epoch"].tolist() == [1]
+    assert frame["dataset_variant"].iloc[0] == tiny_data.variant
+    x = live.test_batch(tiny_data, budget, size=20)
+    assert x.shape == (20, 3, 32, 32) and abs(float(x.mean())) < 1.0
+
+
+def test_trainer_without_data_disables_training() -> None:
+    box = widgets.trainer(None, live.BUDGETS["smoke"])
+    button = box.children[0].children[-1]
+    assert button.description == "Train" and button.disabled
+
+
+def test_trainer_click_trains_the_chosen_model(tiny_data: Cifar10, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+
+    def fake_fit(spec, recipe, data, **kwargs):  # noqa: ANN001, ANN003, ANN202
+        calls.append((spec.key, recipe.name, recipe.epochs, recipe.train_size))
+        history = [{"epoch": 1, "train_loss": 2.0, "train_acc": 0.2, "test_loss": 2.1, "test_acc": 0.2, "seconds": 1.0}]
+        return FitResult(model=None, history=history, setup={"device": "cpu", "precision": "fp32"})
+
+    monkeypatch.setattr(widgets, "fit", fake_fit)
+    box = widgets.trainer(tiny_data, live.BUDGETS["smoke"])
+    (row1, row2, epochs, train_size, button) = box.children[0].children
+    arch, depth = row1.children
+    shortcut, recipe = row2.children
+    arch.value = "plain"
+    assert shortcut.disabled  # a plain net has no shortcut
+    depth.value, recipe.value, epochs.value = 32, "paper", 2
+    button.click()
+    assert calls == [("plain32", "paper", 2, live.BUDGETS["smoke"].train_size)]
+    assert not button.disabled
+
+
+def test_results_explorer_rerenders_on_change() -> None:
+    box = widgets.results_explorer(make_results())
+    (controls, shown), _out = box.children[0].children, box.children[1]
+    depth, metric = controls.children
+    assert [v for _, v in depth.options] == [0, 20, 56]
+    depth.value = 56
+    metric.value = "train_loss"
+    shown.value = ("plain",)
+    assert widgets.results_explorer(make_results().iloc[0:0]) is not None
+    assert widgets.model_family("resnet44-B") == "resnet-B" and widgets.model_family("plain56") == "plain"
