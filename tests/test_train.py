@@ -243,3 +243,13 @@ def test_fit_paper_recipe_with_he_init_and_augment(tiny_data) -> None:
     # an epoch's lr is the lr of its last step: step 1 at 0.05, step 3 (>= 0.75*4) at 0.0005
     assert [r["lr"] for r in result.history] == [pytest.approx(0.05), pytest.approx(0.0005)]
     assert seen == result.history
+
+
+def test_auto_precision_per_device() -> None:
+    """CUDA: fp32 (launch-bound small nets gain nothing from autocast); MPS: fp32; CPU: bf16 iff the CPU has it."""
+    assert resolve_precision("auto", torch.device("cuda")) == "fp32"
+    assert resolve_precision("auto", torch.device("mps")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16() else "fp32")
+    assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
+    with pytest.raises(ValueError, match="precision must be"):
+        resolve_precision("half", torch.device("cpu"))  # type: ignore[arg-type]
