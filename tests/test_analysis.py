@@ -55,10 +55,13 @@ def test_feature_maps_through_the_two_stems() -> None:
 def test_count_macs_exact_on_a_small_net() -> None:
     net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten(), nn.Linear(4 * 32 * 32, 10))
     assert analysis.count_macs(net) == 4 * 32 * 32 * 3 * 9 + 4 * 32 * 32 * 10
-    costs = analysis.cost_table(["resnet20-A", "resnet20-B", "plain20"]).set_index("model")["MACs per image"]
-    assert costs["resnet20-A"] == costs["plain20"]
+    macs = {k: analysis.count_macs(build_model(ModelSpec.from_key(k))) for k in ("resnet20-A", "resnet20-B", "plain20")}
+    assert macs["resnet20-A"] == macs["plain20"]
     # option B adds two 1x1 projections: 32x16x16 outputs x 16 inputs, 64x8x8 outputs x 32 inputs
-    assert costs["resnet20-B"] - costs["resnet20-A"] == 32 * 16 * 16 * 16 + 64 * 8 * 8 * 32
+    assert macs["resnet20-B"] - macs["resnet20-A"] == 32 * 16 * 16 * 16 + 64 * 8 * 8 * 32
+    table = analysis.cost_table(["resnet20-A", "tv-resnet18-cifar"])
+    assert table.loc["resnet20-A", "params"] == 269_722 and table.loc["resnet20-A", "MACs / resnet20-A"] == 1.0
+    assert table.loc["tv-resnet18-cifar", "MACs / resnet20-A"] > 10
 
 
 def test_parameter_table_matches_the_reference_counts() -> None:
@@ -71,11 +74,11 @@ def test_parameter_table_matches_the_reference_counts() -> None:
 def test_relative_improvement_definition() -> None:
     df = make_results({"resnet20-A": [0.8, 0.8], "plain20": [0.5, 0.5]})
     table = analysis.relative_improvement(df)
-    row = table[table["depth"] == "20"].iloc[0]
+    row = table.loc["20"]
     assert row["acc_improvement_%"] == pytest.approx(60.0)  # (0.8 - 0.5) / 0.5
     # losses 2(1 - a) + 0.1: resnet 0.5, plain 1.1
     assert row["loss_improvement_%"] == pytest.approx(100 * (1.1 - 0.5) / 1.1)
-    assert table["depth"].tolist() == ["20", "mean"]
+    assert table.index.tolist() == ["20", "mean"]
     assert analysis.relative_improvement(df.iloc[0:0]).empty
 
 
@@ -95,9 +98,9 @@ def test_records_coverage_and_missing_note() -> None:
     cov = records.coverage(df, ["resnet20-A", "plain20", "plain56"])
     assert cov["seeds found"].tolist() == [2, 1, 0] and (cov["seeds in grid"] == 5).all()
     note = records.missing_note(df, ["resnet20-A", "plain56"])
-    assert "No records yet" in note and "--only 'plain56_*'" in note and "resnet20-A (2 of 5 seeds)" in note
+    assert "No records yet" in note and "--only 'plain56*'" in note and "resnet20-A (2 of 5 seeds)" in note
     full = records.missing_note(df.iloc[0:0], list(records.expected_seeds("report")))
-    assert full.endswith("`python -m resnet_nb grid run report`.")
+    assert "run `python -m resnet_nb grid run report` (it trains" in full
     assert records.hardware_text(df) == "Test GPU (bf16)"
     assert records.provenance_table(df)["runs"].tolist() == [3]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from resnet_nb import live, widgets
+from resnet_nb import live, plots, widgets
 from resnet_nb.data import Cifar10
 from resnet_nb.train import FitResult
 
@@ -74,11 +74,21 @@ def test_trainer_click_trains_the_chosen_model(tiny_data: Cifar10, monkeypatch: 
 
 def test_results_explorer_rerenders_on_change() -> None:
     box = widgets.results_explorer(make_results())
-    (controls, shown), _out = box.children[0].children, box.children[1]
+    (controls, shown), out = box.children[0].children, box.children[1]
     depth, metric = controls.children
     assert [v for _, v in depth.options] == [0, 20, 56]
+
+    def shown_figure() -> dict:
+        (output,) = out.outputs
+        assert "Plotly.newPlot" in output["data"]["text/html"]
+        return output["data"]["application/vnd.plotly.v1+json"]
+
+    assert len(shown_figure()["data"]) == 12  # six models, band + line each
     depth.value = 56
     metric.value = "train_loss"
     shown.value = ("plain",)
+    figure = shown_figure()
+    assert [t["name"] for t in figure["data"] if t.get("mode")] == ["plain56 (n=2)"]
+    assert figure["layout"]["yaxis"]["title"]["text"] == plots.METRICS["train_loss"]
     assert widgets.results_explorer(make_results().iloc[0:0]) is not None
     assert widgets.model_family("resnet44-B") == "resnet-B" and widgets.model_family("plain56") == "plain"

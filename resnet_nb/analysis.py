@@ -1,0 +1,292 @@
+"""Live computations for the book: gradients and layer responses, feature-map sizes, MACs, and
+the comparisons the student report made (ResNet vs plain improvement, option A vs B distance).
+
+Everything returns a pandas DataFrame. Quantities computed live from models are rounded to
+4 significant digits (:func:`sig`), so stored notebook outputs compare equal across machines
+whose float arithmetic differs in the last bits; quantities from records are not rounded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from .experiments import summarize
+from .models import ModelSpec, build_model, model_table
+
+SIG_DIGITS = 4
+
+
+def sig(x: float, digits: int = SIG_DIGITS) -> float:
+    """``x`` rounded to ``digits`` significant digits."""
+    return float(f"{x:.{digits}g}")
+
+
+def main_path_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Convs and linears on the main path in forward order (shortcut projections excluded), as the paper counts."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and "shortcut" not in name and "downsample" not in name]
+
+
+def _stage(name: str) -> str:
+    return name.split(".")[0] if name.startswith("layer") else ("stem" if name in ("conv1", "bn1") else "head")
+
+
+def random_batch(batch_size: int = 32, seed: int = 0, dtype: torch.dtype = torch.float64,
+                 image_size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Standard-normal images (what normalised inputs look like on average) and uniform labels."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch_size, 3, image_size, image_size, generator=g, dtype=dtype)
+    y = torch.randint(0, 10, (batch_size,), generator=g)
+    return x, y
+
+
+def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, Any]]:
+    """Frobenius norm of dL/dW for every main-path layer after one forward/backward in train mode.
+
+    L is the mean cross-entropy of the batch; train mode means BN uses batch statistics,
+    as in the first step of training.
+    """
+    model.train()
+    model.zero_grad(set_to_none=True)
+    nn.functional.cross_entropy(model(x), y).backward()
+    rows = []
+    for index, (name, module) in enumerate(main_path_layers(model), 1):
+        grad = module.weight.grad
+        assert grad is not None, name
+        rows.append({"layer": index, "name": name, "stage": _stage(name),
+                     "grad_norm": sig(grad.norm().item()),
+                     "relative_grad_norm": sig(grad.norm().item() / module.weight.norm().item())})
+    return rows
+
+
+def init_gradients(depths: Sequence[int] = (20, 56), archs: Sequence[str] = ("plain", "resnet"),
+                   batch_size: int = 32, seed: int = 0) -> pd.DataFrame:
+    """Per-layer gradient norms at initialisation (PyTorch default init, float64), plain vs residual.
+
+    Each model is built after ``torch.manual_seed(seed)`` and sees the same random batch.
+    """
+    x, y = random_batch(batch_size, seed)
+    frames = []
+    for depth in depths:
+        for arch in archs:
+            spec = ModelSpec("resnet", depth, "A") if arch == "resnet" else ModelSpec("plain", depth)
+            torch.manual_seed(seed)
+            model = build_model(spec).double()
+            rows = gradient_norms(model, x, y)
+            frames.append(pd.DataFrame(rows).assign(model=spec.key, arch=spec.arch, depth=depth))
+    return pd.concat(frames, ignore_index=True)
+
+
+def gradient_summary(grads: pd.DataFrame) -> pd.DataFrame:
+    """Per model: gradient norm at the first conv, the last conv and the classifier, and first/last-conv ratio."""
+    rows = []
+    for model, g in grads.groupby("model", sort=False):
+        convs = g.iloc[:-1]  # every main-path layer but the classifier
+        first, last = convs["grad_norm"].iloc[0], convs["grad_norm"].iloc[-1]
+        rows.append({"model": model, "depth": int(g["depth"].iloc[0]), "first conv": first, "last conv": last,
+                     "classifier": g["grad_norm"].iloc[-1], "first / last conv": sig(first / last)})
+    return pd.DataFrame(rows).set_index("model")
+
+
+def layer_responses(model: nn.Module, x: torch.Tensor) -> pd.DataFrame:
+    """Paper Fig. 7: std of each 3x3 layer's response, i.e. its BN output before the addition/ReLU.
+
+    Eval mode (BN with running statistics, as for a trained model); the std is taken over all
+    elements of the layer's output for the batch ``x``. Shortcut projections are excluded.
+    """
+    bns = [(name, m) for name, m in model.named_modules()
+           if isinstance(m, nn.BatchNorm2d) and "shortcut" not in name and "downsample" not in name]
+    stds: dict[str, float] = {}
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=name: stds.__setitem__(name, out.float().std().item()))
+               for name, m in bns]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    rows = [{"layer": i, "name": name, "stage": _stage(name), "response_std": sig(stds[name])}
+            for i, (name, _) in enumerate(bns, 1)]
+    frame = pd.DataFrame(rows)
+    frame["rank"] = frame["response_std"].rank(ascending=False, method="first").astype(int)
+    return frame
+
+
+def response_table(models: dict[str, nn.Module], x: torch.Tensor) -> pd.DataFrame:
+    """:func:`layer_responses` of several (trained) models keyed by model key, on the same batch."""
+    frames = [layer_responses(model, x).assign(model=key, depth=ModelSpec.from_key(key).depth)
+              for key, model in models.items()]
+    return pd.concat(frames, ignore_index=True)
+
+
+def feature_map_shapes(model: nn.Module, image_size: int = 32) -> pd.DataFrame:
+    """Output shape (C, H, W) of the stem and each stage for one ``image_size`` image.
+
+    Modules looked for, in order: ``conv1``, ``maxpool``, ``layer1..4``, ``avgpool``; a model
+    without an ``avgpool`` module (our CIFAR ResNet pools functionally) reports the input of
+    its classifier as ``avgpool``.
+    """
+    names = ["conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]
+    modules = dict(model.named_modules())
+    shapes: dict[str, tuple[int, ...]] = {}
+    handles = []
+    for name in names:
+        if name in modules:
+            handles.append(modules[name].register_forward_hook(
+                lambda _m, _i, out, name=name: shapes.__setitem__(name, tuple(out.shape[1:]))))
+    if "avgpool" not in modules:
+        head = modules.get("linear") or modules.get("fc")
+        if head is not None:
+            handles.append(head.register_forward_pre_hook(
+                lambda _m, inp: shapes.__setitem__("avgpool", (inp[0].shape[1], 1, 1))))
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for h in handles:
+            h.remove()
+    rows = [{"module": "input", "channels": 3, "height": image_size, "width": image_size}]
+    rows += [{"module": n, "channels": shapes[n][0], "height": shapes[n][1], "width": shapes[n][2]}
+             for n in names if n in shapes]
+    return pd.DataFrame(rows)
+
+
+def stem_comparison(keys: Iterable[str] = ("tv-resnet18-imagenet", "tv-resnet18-cifar", "resnet20-A"),
+                    image_size: int = 32) -> pd.DataFrame:
+    """One row per module, one column per model: the feature map as ``C × H × W`` ("" where absent)."""
+    columns = {}
+    for key in keys:
+        shapes = feature_map_shapes(build_model(ModelSpec.from_key(key)), image_size)
+        columns[key] = {r.module: f"{r.channels} × {r.height} × {r.width}" for r in shapes.itertuples()}
+    order = ["input", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool"]
+    table = pd.DataFrame(columns).reindex([m for m in order if any(m in c for c in columns.values())])
+    table.index.name = "module"
+    return table.fillna("")
+
+
+def parameter_table(depths: Sequence[int] = (20, 32, 44, 56, 110), paper: dict[int, str] | None = None) -> pd.DataFrame:
+    """Per depth: n, weight layers, parameters of option A, option B and the plain net, B − A, and the paper's count."""
+    rows = []
+    for depth in depths:
+        counts = {r["model"]: r for r in model_table([ModelSpec("resnet", depth, "A"), ModelSpec("resnet", depth, "B"),
+                                                        ModelSpec("plain", depth)])}
+        a, b, p = counts[f"resnet{depth}-A"], counts[f"resnet{depth}-B"], counts[f"plain{depth}"]
+        row = {"depth": depth, "n (blocks per stage)": (depth - 2) // 6, "weight layers": a["weight_layers"],
+               "params A": a["params"], "params B": b["params"], "params plain": p["params"],
+               "B − A": int(b["params"]) - int(a["params"])}
+        if paper is not None:
+            row["paper (Table 6)"] = paper.get(depth, "")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("depth")
+
+
+def count_macs(model: nn.Module, image_size: int = 32) -> int:
+    """Multiply-accumulates of the convs and linears for one image (BN, ReLU, pooling, additions not counted)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for h in handles:
+            h.remove()
+    return total
+
+
+def cost_table(keys: Iterable[str], image_size: int = 32) -> pd.DataFrame:
+    """Per model key: parameters, millions of MACs per image, and MACs relative to the first model."""
+    rows = []
+    for key in keys:
+        model = build_model(ModelSpec.from_key(key))
+        rows.append({"model": key, "params": sum(p.numel() for p in model.parameters()),
+                     "macs": count_macs(model, image_size)})
+    table = pd.DataFrame(rows).set_index("model")
+    table["MMACs per image"] = (table["macs"] / 1e6).round(1)
+    table[f"MACs / {table.index[0]}"] = (table["macs"] / table["macs"].iloc[0]).round(2)
+    return table.drop(columns="macs")
+
+
+def relative_improvement(df: pd.DataFrame, shortcut: str = "A", split: str = "test",
+                         epoch: int | None = None) -> pd.DataFrame:
+    """ResNet over plain net of the same depth, from the mean over seeds at ``epoch`` (default: last).
+
+    Definitions (R = ResNet with ``shortcut``, P = plain net, both seed means):
+    accuracy improvement % = 100 (acc_R - acc_P) / acc_P; loss improvement % = 100 (loss_P - loss_R) / loss_P.
+    A last row ``mean`` averages the per-depth rows (depths with both nets only).
+    """
+    columns = ["depth", "n_resnet", "n_plain", "acc_resnet_%", "acc_plain_%", "acc_improvement_%",
+               "loss_resnet", "loss_plain", "loss_improvement_%"]
+    summary = summarize(df, epoch=epoch)
+    if summary.empty:
+        return pd.DataFrame(columns=columns).set_index("depth")
+    rows = []
+    for depth in sorted(summary["depth"].unique()):
+        res = summary[summary["model"] == f"resnet{depth}-{shortcut}"]
+        plain = summary[summary["model"] == f"plain{depth}"]
+        if res.empty or plain.empty:
+            continue
+        r, p = res.iloc[0], plain.iloc[0]
+        acc_r, acc_p = r[f"{split}_acc_mean"], p[f"{split}_acc_mean"]
+        loss_r, loss_p = r[f"{split}_loss_mean"], p[f"{split}_loss_mean"]
+        rows.append({"depth": str(depth), "n_resnet": int(r[f"{split}_acc_n"]), "n_plain": int(p[f"{split}_acc_n"]),
+                     "acc_resnet_%": 100 * acc_r, "acc_plain_%": 100 * acc_p,
+                     "acc_improvement_%": 100 * (acc_r - acc_p) / acc_p,
+                     "loss_resnet": loss_r, "loss_plain": loss_p,
+                     "loss_improvement_%": 100 * (loss_p - loss_r) / loss_p})
+    out = pd.DataFrame(rows, columns=columns)
+    if out.empty:
+        return out.set_index("depth")
+    mean = out.drop(columns=["depth"]).mean()
+    mean[["n_resnet", "n_plain"]] = float("nan")
+    out = pd.concat([out, pd.DataFrame([{"depth": "mean", **mean.to_dict()}])], ignore_index=True)
+    return out.astype({"n_resnet": "Int64", "n_plain": "Int64"}).set_index("depth")
+
+
+def mean_curves(df: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    """Per epoch: mean, sample variance and number of seeds of ``metric`` for ``model``."""
+    sub = df[df["model"] == model]
+    return sub.groupby("epoch")[metric].agg(["mean", "var", "count"]).sort_index()
+
+
+def option_distance(df: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
+    """Sum of squared residuals (SSR) between the option A and option B mean curves, per depth.
+
+    SSR = sum over epochs e of (mean_A(e) - mean_B(e))^2, with accuracies in percentage points
+    (so SSR is in %^2) and losses as they are. ``noise_ssr`` is the SSR expected from seed
+    noise alone if A and B had the same true curve: sum_e var_A(e)/n_A + var_B(e)/n_B (needs
+    >= 2 seeds of each). ``rms_gap`` = sqrt(SSR / epochs), in the metric's units.
+    """
+    scale = 100.0 if metric.endswith("_acc") else 1.0
+    rows = []
+    for depth in sorted(df["depth"].unique()) if len(df) else []:
+        a, b = mean_curves(df, f"resnet{depth}-A", metric), mean_curves(df, f"resnet{depth}-B", metric)
+        epochs = a.index.intersection(b.index)
+        if len(epochs) == 0:
+            continue
+        a, b = a.loc[epochs], b.loc[epochs]
+        ssr = float((((a["mean"] - b["mean"]) * scale) ** 2).sum())
+        both_varied = a["count"].min() >= 2 and b["count"].min() >= 2
+        noise = float(((a["var"] / a["count"] + b["var"] / b["count"]) * scale**2).sum()) if both_varied else float("nan")
+        rows.append({"depth": int(depth), "epochs": len(epochs), "n_A": int(a["count"].min()),
+                     "n_B": int(b["count"].min()), "ssr": ssr, "noise_ssr": noise,
+                     "rms_gap": (ssr / len(epochs)) ** 0.5})
+    return pd.DataFrame(rows, columns=["depth", "epochs", "n_A", "n_B", "ssr", "noise_ssr", "rms_gap"]).set_index("depth")

@@ -1,0 +1,343 @@
+"""Plotly figure builders for the book: learning curves with mean ± std bands, final-metric charts,
+analysis figures, captions that name protocol, seeds, hardware and data, and summary tables.
+
+Figures take the long DataFrame of :func:`resnet_nb.experiments.load_results` (one row per run
+and epoch). Accuracies are stored as fractions and shown in %. Every builder draws something
+even without records: a figure that says which records are missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import sys
+import textwrap
+from collections.abc import Iterable, Sequence
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from .records import hardware_text
+from .train import RECIPES
+
+METRICS: dict[str, str] = {
+    "test_acc": "test accuracy (%)",
+    "test_loss": "test loss (cross-entropy, nats)",
+    "train_acc": "training accuracy (%)",
+    "train_loss": "training loss (cross-entropy, nats)",
+}
+FONT = {"family": "Inter, Helvetica, Arial, sans-serif", "size": 14}
+
+# One hue per family, darker for deeper nets: a config has the same colour in every chapter.
+_SHADES = {
+    "resnet-A": ["#6baed6", "#3182bd", "#08519c", "#08306b", "#041b3d"],
+    "resnet-B": ["#74c476", "#31a354", "#006d2c", "#00441b", "#002910"],
+    "plain": ["#fd8d3c", "#e6550d", "#a63603", "#7f2704", "#4d1702"],
+}
+_DEPTH_INDEX = {20: 0, 32: 1, 44: 2, 56: 3, 110: 4, 8: 0}
+_TORCHVISION = {"tv-resnet18-imagenet": "#9467bd", "tv-resnet18-cifar": "#e377c2",
+                "tv-resnet34-imagenet": "#6a3d9a", "tv-resnet34-cifar": "#c51b7d"}
+
+
+def book_html(fig_dict: dict, div_id: str | None = None) -> str:
+    """A figure as an HTML fragment that expects ``Plotly`` on the page (no plotly.js, no MathJax CDN).
+
+    The div id is derived from the figure's content unless given, so re-executing a notebook
+    changes its stored HTML only where the figure changed.
+    """
+    import plotly.io as pio
+
+    if div_id is None:
+        digest = hashlib.sha1(json.dumps(fig_dict, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        div_id = f"fig-{digest}"
+    return pio.to_html(fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False, div_id=div_id,
+                       default_width="100%", default_height=525, validate=False, config={"displaylogo": False})
+
+
+def mime_bundle(fig: go.Figure) -> dict[str, object]:
+    """What the book's renderer displays for ``fig``: the plotly mimetype (JupyterLab) and the offline HTML."""
+    fig_json = json.loads(fig.to_json())
+    return {"application/vnd.plotly.v1+json": {"config": {"displaylogo": False}, **fig_json},
+            "text/html": book_html(fig_json)}
+
+
+def use_book_renderer() -> None:
+    """Render figures so that JupyterLab, Colab and the static book all draw them offline.
+
+    Each figure is stored twice: as the plotly mimetype (JupyterLab draws it) and as HTML that
+    expects ``Plotly`` from the page (the book serves ``_static/plotly.min.js``), so plotly.js is
+    not inlined into every notebook. Colab keeps its own renderer.
+    """
+    import plotly.io as pio
+    from plotly.io._base_renderers import MimetypeRenderer
+
+    if "google.colab" in sys.modules:
+        pio.renderers.default = "colab"
+        return
+
+    class BookHtmlRenderer(MimetypeRenderer):
+        def to_mimebundle(self, fig_dict: dict) -> dict[str, str]:
+            return {"text/html": book_html(fig_dict)}
+
+    pio.renderers["book_html"] = BookHtmlRenderer()
+    pio.renderers.default = "plotly_mimetype+book_html"
+
+
+def config_color(model: str) -> str:
+    """The colour of a model key (``resnet20-A``, ``plain56``, ``tv-resnet18-cifar``...)."""
+    if model in _TORCHVISION:
+        return _TORCHVISION[model]
+    if model.startswith("plain"):
+        family, depth = "plain", int(model.removeprefix("plain"))
+    else:
+        depth_text, option = model.removeprefix("resnet").split("-")
+        family, depth = f"resnet-{option}", int(depth_text)
+    return _SHADES[family][_DEPTH_INDEX.get(depth, 3)]
+
+
+def _dash(model: str) -> str:
+    return "dash" if model.startswith("plain") else ("dot" if model.endswith("-B") else "solid")
+
+
+def _recipe_text(name: str, epochs: Iterable[int]) -> str:
+    recipe = RECIPES.get(name)
+    if recipe is None:
+        return f"recipe '{name}'"
+    optim = f"Adam lr {recipe.lr:g}" if recipe.optimizer == "adam" else f"SGD lr {recipe.lr:g}, momentum {recipe.momentum:g}"
+    span = sorted(set(epochs))
+    epochs_text = f"{span[0]}" if len(span) == 1 else f"{span[0]}–{span[-1]}"
+    aug = "pad-4 crop + flip" if recipe.augment else "no augmentation"
+    return f"'{name}' recipe ({optim}, batch {recipe.batch_size}, {epochs_text} epoch{'' if span == [1] else 's'}, {aug})"
+
+
+def caption(df: pd.DataFrame) -> str:
+    """Protocol, seeds per configuration, hardware and dataset variant of the records in ``df``."""
+    if df.empty:
+        return "no records"
+    last = df.groupby("run_id")["epoch"].max()
+    recipes = "; ".join(_recipe_text(r, last[df[df["recipe"] == r]["run_id"].unique()])
+                        for r in sorted(df["recipe"].unique()))
+    sizes = sorted({int(m.group(1)) for c in df["config_id"].unique() if (m := re.search(r"_n(\d+)", c))})
+    if sizes:
+        recipes += f" on {' / '.join(f'{n:,}' for n in sizes)} training images"
+    if (df["grid"] == "live").any():
+        recipes = f"trained live when this page was executed: {recipes}"
+    seeds = df.groupby("config_id")["seed"].nunique()
+    seeds_text = (f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per configuration" if seeds.min() == seeds.max()
+                  else f"{seeds.min()}–{seeds.max()} seeds per configuration")
+    if seeds.max() > 1:
+        seeds_text += " (mean ± std)"
+    hardware = hardware_text(df)
+    variants = sorted(df["dataset_variant"].unique())
+    data = ", ".join("CIFAR-10 JPEG copy (q≈75, not the original pixels)" if v == "jpeg"
+                     else "CIFAR-10 (original batches)" if v == "original" else f"CIFAR-10 ({v})" for v in variants)
+    return f"{recipes} · {seeds_text} · {hardware} · {data}"
+
+
+def _wrap(text: str, width: int = 95) -> str:
+    """Break a caption into lines of about ``width`` characters (plotly needs <br>): at ' · ', else at spaces."""
+    words: list[str] = []
+    for i, part in enumerate(text.split(" · ")):
+        pieces = textwrap.wrap(part, width) or [""]
+        words += [("· " if i and j == 0 else "") + p for j, p in enumerate(pieces)]
+    lines, line = [], ""
+    for piece in words:
+        candidate = f"{line} {piece}" if line else piece
+        if line and len(candidate) > width:
+            lines.append(line)
+            line = piece
+        else:
+            line = candidate
+    return "<br>".join([*lines, line])
+
+
+def _layout(fig: go.Figure, title: str, note: str, height: int = 560) -> go.Figure:
+    """Title on top, dropdown menus under it (y 1.02 of the plot area), the caption under the x axis."""
+    lines = _wrap(note).count("<br>") + 1 if note else 0
+    fig.update_layout(
+        title={"text": title, "x": 0.01, "xanchor": "left", "yref": "container", "y": 0.985, "yanchor": "top",
+               "font": {"size": 17}},
+        font=FONT, template="plotly_white", height=height + 16 * lines,
+        margin={"l": 70, "r": 20, "t": 110 if fig.layout.updatemenus else 60, "b": 70 + 16 * lines},
+        legend={"font": {"size": 12}}, hoverlabel={"font_size": 13},
+    )
+    for menu in fig.layout.updatemenus:
+        menu.update(y=1.02, yanchor="bottom", pad={"t": 0, "b": 0})
+    if note:
+        fig.add_annotation(text=_wrap(note), xref="paper", yref="paper", x=0, y=0, yshift=-62, yanchor="top",
+                           xanchor="left", showarrow=False, align="left", font={"size": 11, "color": "#555"})
+    return fig
+
+
+def empty_figure(message: str, title: str = "") -> go.Figure:
+    """A figure that says why it is empty (e.g. which records are missing)."""
+    fig = go.Figure()
+    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False,
+                       font={"size": 15, "color": "#a33"})
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return _layout(fig, title or "No records yet", "", height=260)
+
+
+def _scale(metric: str) -> float:
+    return 100.0 if metric.endswith("_acc") else 1.0
+
+
+def _curve_stats(df: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    stats = df[df["model"] == model].groupby("epoch")[metric].agg(["mean", "std", "count"]).sort_index()
+    return stats * [_scale(metric), _scale(metric), 1]
+
+
+def _band_xy(stats: pd.DataFrame) -> tuple[list[float], list[float]]:
+    std = stats["std"].fillna(0.0)
+    x = list(stats.index) + list(stats.index[::-1])
+    y = list(stats["mean"] + std) + list((stats["mean"] - std)[::-1])
+    return x, y
+
+
+def learning_curves(df: pd.DataFrame, models: Sequence[str] | None = None,
+                    metrics: Sequence[str] = ("test_acc", "test_loss", "train_acc", "train_loss"),
+                    depth_menu: bool = False, title: str = "Learning curves") -> go.Figure:
+    """Metric vs epoch, one line per model (mean over seeds) with a ± std band where n > 1.
+
+    A dropdown switches the metric (first of ``metrics`` shown first); with ``depth_menu`` a
+    second dropdown shows one depth at a time (or all).
+    """
+    models = [m for m in (models or sorted(df["model"].unique())) if m in set(df["model"])]
+    if not models:
+        return empty_figure("No records for these models yet.", title)
+    fig = go.Figure()
+    ys: dict[str, list[list[float]]] = {m: [] for m in metrics}
+    depths: list[int] = []
+    for model in models:
+        color = config_color(model)
+        base = _curve_stats(df, model, metrics[0])
+        n = int(base["count"].max())
+        group = f"{model} (n={n})"
+        for metric in metrics:
+            stats = _curve_stats(df, model, metric)
+            ys[metric] += [_band_xy(stats)[1], list(stats["mean"])]
+        depth = int(df[df["model"] == model]["depth"].iloc[0])
+        depths += [depth, depth]
+        bx, by = _band_xy(base)
+        fig.add_trace(go.Scatter(x=bx, y=by, fill="toself", fillcolor=color, opacity=0.18 if n > 1 else 0,
+                                 line={"width": 0}, hoverinfo="skip", showlegend=False, legendgroup=group))
+        fig.add_trace(go.Scatter(x=list(base.index), y=list(base["mean"]), name=group, legendgroup=group,
+                                 mode="lines+markers", line={"color": color, "width": 2.5, "dash": _dash(model)},
+                                 marker={"size": 6}, hovertemplate=f"{model}<br>epoch %{{x}}: %{{y:.3f}}<extra></extra>"))
+    menus = []
+    if len(metrics) > 1:
+        menus.append({"buttons": [{"label": METRICS[m], "method": "update",
+                                   "args": [{"y": ys[m]}, {"yaxis.title.text": METRICS[m]}]} for m in metrics],
+                      "x": 0.0, "xanchor": "left", "showactive": True})
+    unique_depths = sorted(set(depths))
+    if depth_menu and len(unique_depths) > 1:
+        buttons = [{"label": "all depths", "method": "restyle", "args": [{"visible": [True] * len(depths)}]}]
+        buttons += [{"label": f"depth {d}", "method": "restyle",
+                     "args": [{"visible": [dd == d for dd in depths]}]} for d in unique_depths]
+        menus.append({"buttons": buttons, "x": 0.42, "xanchor": "left"})
+    fig.update_layout(updatemenus=menus)
+    fig.update_xaxes(title_text="epoch", dtick=1)
+    fig.update_yaxes(title_text=METRICS[metrics[0]])
+    return _layout(fig, title, caption(df[df["model"].isin(models)]))
+
+
+def final_metric_chart(df: pd.DataFrame, models: Sequence[str] | None = None,
+                       metrics: Sequence[str] = ("test_acc", "test_loss", "train_acc", "train_loss"),
+                       epoch: int | None = None, title: str = "After the last epoch") -> go.Figure:
+    """Mean ± std (error bars) of each metric at ``epoch`` (default: last), x = depth, one line per family."""
+    from .experiments import summarize
+
+    sub = df[df["model"].isin(models)] if models else df
+    summary = summarize(sub, metrics=metrics, epoch=epoch)
+    if summary.empty:
+        return empty_figure("No records for these models yet.", title)
+    summary["family"] = [("plain" if a == "plain" else f"resnet-{s}" if a == "resnet" else m)
+                         for a, s, m in zip(summary["arch"], summary["shortcut"], summary["model"])]
+    names = {"plain": "plain", "resnet-A": "ResNet, option A", "resnet-B": "ResNet, option B"}
+    fig = go.Figure()
+    ys, errs = {m: [] for m in metrics}, {m: [] for m in metrics}
+    for family, rows in summary.sort_values("depth").groupby("family", sort=True):
+        first = rows["model"].iloc[-1]
+        n_text = f"n={rows[f'{metrics[0]}_n'].min()}" + (f"–{rows[f'{metrics[0]}_n'].max()}"
+                                                          if rows[f"{metrics[0]}_n"].nunique() > 1 else "")
+        for m in metrics:
+            ys[m].append(list(rows[f"{m}_mean"] * _scale(m)))
+            errs[m].append({"type": "data", "array": list(rows[f"{m}_std"].fillna(0) * _scale(m)), "visible": True})
+        fig.add_trace(go.Scatter(x=[str(d) for d in rows["depth"]], y=ys[metrics[0]][-1], error_y=errs[metrics[0]][-1],
+                                 name=f"{names.get(family, family)} ({n_text})", mode="lines+markers",
+                                 line={"color": config_color(first), "dash": _dash(first)}, marker={"size": 9}))
+    fig.update_layout(updatemenus=[{"buttons": [{"label": METRICS[m], "method": "update",
+                                                 "args": [{"y": ys[m], "error_y": errs[m]}, {"yaxis.title.text": METRICS[m]}]}
+                                                for m in metrics], "x": 0.0, "xanchor": "left",
+                                    "yanchor": "bottom"}] if len(metrics) > 1 else [])
+    fig.update_xaxes(title_text="depth (weight layers)", type="category")
+    fig.update_yaxes(title_text=METRICS[metrics[0]])
+    return _layout(fig, title, caption(sub), height=480)
+
+
+def format_summary(summary: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "test_loss")) -> pd.DataFrame:
+    """A summary (from ``summarize``) as readable strings: ``91.23 ± 0.45`` (accuracies in %), n seeds."""
+    if summary.empty:
+        return pd.DataFrame()
+    out = pd.DataFrame({"model": summary["model"], "depth": summary["depth"]})
+    for m in metrics:
+        s, digits = _scale(m), 2 if m.endswith("_acc") else 3
+        out[METRICS[m]] = [f"{mu * s:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd * s:.{digits}f}")
+                           for mu, sd in zip(summary[f"{m}_mean"], summary[f"{m}_std"])]
+    out["seeds"] = summary[f"{metrics[0]}_n"].astype(int)
+    return out.set_index("model")
+
+
+def table_figure(table: pd.DataFrame, title: str = "", note: str = "") -> go.Figure:
+    """A plotly table of a (small) DataFrame, index included."""
+    frame = table.reset_index() if table.index.name else table
+    fig = go.Figure(go.Table(header={"values": [f"<b>{c}</b>" for c in frame.columns], "fill_color": "#e8eef6",
+                                     "align": "left", "font": {"size": 13}},
+                             cells={"values": [frame[c].astype(str) for c in frame.columns], "align": "left",
+                                    "font": {"size": 13}, "height": 26}))
+    return _layout(fig, title, note, height=80 + 28 * len(frame))
+
+
+def gradient_figure(grads: pd.DataFrame, value: str = "grad_norm") -> go.Figure:
+    """Per-layer gradient norm vs layer index (log scale), one line per model, a depth dropdown."""
+    fig = go.Figure()
+    depths = []
+    for model, rows in grads.groupby("model", sort=False):
+        fig.add_trace(go.Scatter(x=list(rows["layer"]), y=list(rows[value]), name=model, mode="lines+markers",
+                                 line={"color": config_color(model), "dash": _dash(model)}, marker={"size": 5},
+                                 hovertemplate=f"{model}<br>layer %{{x}}: %{{y:.4g}}<extra></extra>"))
+        depths.append(int(rows["depth"].iloc[0]))
+    buttons = [{"label": "all depths", "method": "restyle", "args": [{"visible": [True] * len(depths)}]}]
+    buttons += [{"label": f"depth {d}", "method": "restyle", "args": [{"visible": [dd == d for dd in depths]}]}
+                for d in sorted(set(depths))]
+    fig.update_layout(updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left"}])
+    fig.update_xaxes(title_text="weight layer (1 = first conv, last = classifier)")
+    label = "‖∂L/∂W‖ (Frobenius norm)" if value == "grad_norm" else "‖∂L/∂W‖ / ‖W‖"
+    fig.update_yaxes(title_text=label, type="log")
+    note = ("computed live: one batch of 16 standard-normal 32×32 images with random labels, PyTorch default init, "
+            "float64, BN in training mode (the first step of training)")
+    return _layout(fig, "Gradient norms at initialisation", note)
+
+
+def response_figure(responses: pd.DataFrame, note: str) -> go.Figure:
+    """Paper Fig. 7 style: std of layer responses by layer index, and sorted by magnitude (dropdown)."""
+    fig = go.Figure()
+    by_index, by_rank = [], []
+    for model, rows in responses.groupby("model", sort=False):
+        ordered = rows.sort_values("rank")
+        by_index.append((list(rows["layer"]), list(rows["response_std"])))
+        by_rank.append((list(ordered["rank"]), list(ordered["response_std"])))
+        fig.add_trace(go.Scatter(x=by_index[-1][0], y=by_index[-1][1], name=model, mode="lines+markers",
+                                 line={"color": config_color(model), "dash": _dash(model)}, marker={"size": 5}))
+    fig.update_layout(updatemenus=[{"buttons": [
+        {"label": "by layer index", "method": "update", "args": [{"x": [x for x, _ in by_index], "y": [y for _, y in by_index]},
+                                                                {"xaxis.title.text": "layer index (3×3 convs, forward order)"}]},
+        {"label": "sorted by magnitude", "method": "update", "args": [{"x": [x for x, _ in by_rank], "y": [y for _, y in by_rank]},
+                                                                     {"xaxis.title.text": "rank (largest std first)"}]}],
+        "x": 0.0, "xanchor": "left"}])
+    fig.update_xaxes(title_text="layer index (3×3 convs, forward order)")
+    fig.update_yaxes(title_text="response std (BN output)")
+    return _layout(fig, "Layer responses", note)
