@@ -145,13 +145,7 @@ def feature_map_shapes(model: nn.Module, image_size: int = 32) -> pd.DataFrame:
         if head is not None:
             handles.append(head.register_forward_pre_hook(
                 lambda _m, inp: shapes.__setitem__("avgpool", (inp[0].shape[1], 1, 1))))
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
+    _probe(model, handles, image_size)
     rows = [{"module": "input", "channels": 3, "height": image_size, "width": image_size}]
     rows += [{"module": n, "channels": shapes[n][0], "height": shapes[n][1], "width": shapes[n][2]}
              for n in names if n in shapes]
@@ -202,6 +196,12 @@ def count_macs(model: nn.Module, image_size: int = 32) -> int:
 
     handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
     handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    _probe(model, handles, image_size)
+    return total
+
+
+def _probe(model: nn.Module, handles: list[Any], image_size: int) -> None:
+    """One eval-mode forward pass of a blank image, for the hooks in ``handles``; then remove them."""
     model.eval()
     try:
         with torch.no_grad():
@@ -209,7 +209,6 @@ def count_macs(model: nn.Module, image_size: int = 32) -> int:
     finally:
         for h in handles:
             h.remove()
-    return total
 
 
 def cost_table(keys: Iterable[str], image_size: int = 32) -> pd.DataFrame:
