@@ -138,13 +138,15 @@ def cmd_grid(args: argparse.Namespace) -> None:
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
         total, unknown = 0.0, 0
-        print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name})")
+        print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
+              "from other models' records on this device)")
         for r in runs:
             state = run_state(r, args.results, args.checkpoints)
             est = None if state == "done" else estimate_seconds(r, dev_name, args.results, args.checkpoints)
-            total += est or 0
+            total += est[0] if est else 0
             unknown += state != "done" and est is None
-            shown = "" if state == "done" else ("?" if est is None else f"{est / 60:.0f} min")
+            # "~": scaled from other models' speed on this device (no record of this config here yet)
+            shown = "" if state == "done" else ("?" if est is None else f"{'~' if est[1] else ''}{est[0] / 60:.0f} min")
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")
         done = sum(run_state(r, args.results, args.checkpoints) == "done" for r in runs)
         print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device"

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .experiments import summarize
-from .models import ModelSpec, build_model, model_table
+from .models import ModelSpec, build_model, count_macs, forward_probe, model_table
 
 SIG_DIGITS = 4
 
@@ -145,7 +145,7 @@ def feature_map_shapes(model: nn.Module, image_size: int = 32) -> pd.DataFrame:
         if head is not None:
             handles.append(head.register_forward_pre_hook(
                 lambda _m, inp: shapes.__setitem__("avgpool", (inp[0].shape[1], 1, 1))))
-    _probe(model, handles, image_size)
+    forward_probe(model, handles, image_size)
     rows = [{"module": "input", "channels": 3, "height": image_size, "width": image_size}]
     rows += [{"module": n, "channels": shapes[n][0], "height": shapes[n][1], "width": shapes[n][2]}
              for n in names if n in shapes]
@@ -179,36 +179,6 @@ def parameter_table(depths: Sequence[int] = (20, 32, 44, 56, 110), paper: dict[i
             row["paper (Table 6)"] = paper.get(depth, "")
         rows.append(row)
     return pd.DataFrame(rows).set_index("depth")
-
-
-def count_macs(model: nn.Module, image_size: int = 32) -> int:
-    """Multiply-accumulates of the convs and linears for one image (BN, ReLU, pooling, additions not counted)."""
-    total = 0
-
-    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = m.kernel_size
-        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
-
-    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        total += m.in_features * m.out_features
-
-    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
-    handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
-    _probe(model, handles, image_size)
-    return total
-
-
-def _probe(model: nn.Module, handles: list[Any], image_size: int) -> None:
-    """One eval-mode forward pass of a blank image, for the hooks in ``handles``; then remove them."""
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, image_size, image_size))
-    finally:
-        for h in handles:
-            h.remove()
 
 
 def cost_table(keys: Iterable[str], image_size: int = 32) -> pd.DataFrame:

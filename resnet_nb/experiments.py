@@ -8,7 +8,10 @@ finished has no record, only a checkpoint (outside ``results/``) that the runner
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import re
+import statistics
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .data import Cifar10, atomic_write_text, cache_dir
-from .models import ModelSpec
+from .models import ModelSpec, build_model, count_macs
 from .provenance import environment
 from .train import Precision, fit, get_recipe, read_checkpoint_history, resolve_device
 
@@ -212,20 +215,45 @@ def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Pat
 
 
 def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
-                     checkpoints: Path | None = None) -> float | None:
-    """Seconds left for ``run`` on ``device_name``: epochs left x mean epoch time of finished runs of the
-    same config there (or of this run's own checkpoint). None when nothing comparable has run yet."""
+                     checkpoints: Path | None = None) -> tuple[float, bool] | None:
+    """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other models.
+
+    Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
+    config on that device. Else, scaled: the median multiply-accumulate throughput (train images x
+    MACs per image / epoch seconds) of any finished record on the same device, whatever the thread
+    count, applied to this model's MACs. None when nothing has run on the device yet.
+    """
     recipe = run.recipe_obj()
-    done = read_checkpoint_history(checkpoint_path(run, checkpoints)) if checkpoint_path(run, checkpoints).exists() else []
+    train_images = recipe.train_size or 50_000
+    epochs = recipe.num_epochs(-(-train_images // recipe.batch_size))
+    ckpt = checkpoint_path(run, checkpoints)
+    done = read_checkpoint_history(ckpt) if ckpt.exists() else []
     per_epoch = [r["seconds"] for r in done]
+    params = json.loads(json.dumps(dataclasses.asdict(recipe)))  # as stored: tuples become lists
     for rec in iter_records(Path(results) / run.grid):
-        if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == dataclasses.asdict(recipe) \
+        if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
                 and rec["provenance"]["device_name"] == device_name:
             per_epoch += [r["seconds"] for r in rec["history"]]
-    if not per_epoch:
+    epochs_left = max(0, epochs - len(done))
+    if per_epoch:
+        return epochs_left * statistics.fmean(per_epoch), False
+    rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
+             / statistics.fmean(r["seconds"] for r in rec["history"])
+             for rec in iter_records(results) if _same_device(rec["provenance"]["device_name"], device_name)]
+    if not rates:
         return None
-    epochs = recipe.num_epochs(-(-(recipe.train_size or 50_000) // recipe.batch_size))
-    return max(0, epochs - len(done)) * sum(per_epoch) / len(per_epoch)
+    return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
+
+
+def _same_device(a: str, b: str) -> bool:
+    """Device names equal but for the CPU thread count that ``provenance.device_name`` appends."""
+    strip = re.compile(r" \(\d+ threads?\)$")
+    return strip.sub("", a) == strip.sub("", b)
+
+
+@functools.lru_cache(maxsize=None)
+def _macs(model_key: str) -> int:
+    return count_macs(build_model(ModelSpec.from_key(model_key)))
 
 
 def iter_records(folder: Path) -> Iterator[dict[str, Any]]:

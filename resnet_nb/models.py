@@ -8,7 +8,7 @@ checkpoints map onto these modules by the order of their ``state_dict``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -251,3 +251,33 @@ def model_table(specs: list[ModelSpec] | None = None) -> list[dict[str, object]]
             }
         )
     return rows
+
+
+def count_macs(model: nn.Module, image_size: int = 32) -> int:
+    """Multiply-accumulates of the convs and linears for one image (BN, ReLU, pooling, additions not counted)."""
+    total = 0
+
+    def conv_hook(m: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        kh, kw = m.kernel_size
+        total += out[0].numel() * (m.in_channels // m.groups) * kh * kw
+
+    def linear_hook(m: nn.Linear, _inp: Any, out: torch.Tensor) -> None:
+        nonlocal total
+        total += m.in_features * m.out_features
+
+    handles = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    handles += [m.register_forward_hook(linear_hook) for m in model.modules() if isinstance(m, nn.Linear)]
+    forward_probe(model, handles, image_size)
+    return total
+
+
+def forward_probe(model: nn.Module, handles: list[Any], image_size: int) -> None:
+    """One eval-mode forward pass of a blank image, for the hooks in ``handles``; then remove them."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, image_size, image_size))
+    finally:
+        for h in handles:
+            h.remove()
