@@ -140,15 +140,15 @@ def cmd_grid(args: argparse.Namespace) -> None:
         total, unknown = 0.0, 0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
               "from other models' records on this device)")
-        for r in runs:
-            state = run_state(r, args.results, args.checkpoints)
+        states = {r: run_state(r, args.results, args.checkpoints) for r in runs}
+        for r, state in states.items():
             est = None if state == "done" else estimate_seconds(r, dev_name, args.results, args.checkpoints)
             total += est[0] if est else 0
             unknown += state != "done" and est is None
             # "~": scaled from other models' speed on this device (no record of this config here yet)
             shown = "" if state == "done" else ("?" if est is None else f"{'~' if est[1] else ''}{est[0] / 60:.0f} min")
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")
-        done = sum(run_state(r, args.results, args.checkpoints) == "done" for r in runs)
+        done = sum(state == "done" for state in states.values())
         print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device"
               + (f" plus {unknown} run(s) with no estimate yet" if unknown else ""))
         return
