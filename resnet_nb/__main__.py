@@ -16,7 +16,7 @@ from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, estimate_s
                           parse_shard, pending, run_one, run_state, shard)
 from .models import ModelSpec, model_table
 from .provenance import device_name
-from .train import RECIPES, resolve_device
+from .train import RECIPES, resolve_cuda_graph, resolve_device, resolve_precision
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -62,9 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--results", type=Path, default=RESULTS_DIR)
     g.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
     g.add_argument("--max-runs", type=int, help="stop after this many runs")
+    g.add_argument("--ids", action="store_true",
+                   help="list: print only the run ids still to do, in the order `run` takes them")
     g.add_argument("--device", default="auto")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    g.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"],
+                   help="run each training step as one CUDA graph (default: on CUDA)")
     g.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -84,6 +88,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"],
+                   help="run each training step as one CUDA graph (default: on CUDA)")
     p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
     p.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -110,17 +116,24 @@ def cmd_train(args: argparse.Namespace) -> None:
     run = RunConfig("cli", spec.key, args.recipe, args.seed, args.epochs, args.train_size,
                     None if args.precision == "auto" else args.precision)
     run.recipe_obj()  # validate overrides before loading data
+    check_device_options(args)
     if args.out.exists():
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
-                     compile=args.compile, channels_last=not args.no_channels_last, progress=not args.quiet,
+                     compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last, progress=not args.quiet,
                      out=args.out)
     last, prov = record["history"][-1], record["provenance"]
     ips = sum(r["train_images_per_s"] for r in record["history"]) / len(record["history"])
     print(f"{spec.key} {args.recipe} seed {args.seed}: test acc {last['test_acc']:.4f}, test loss "
           f"{last['test_loss']:.4f} after {last['epoch']} epochs; {ips:.0f} train img/s on {prov['device_name']} "
           f"({prov['precision']}); wall {prov['wall_seconds']:.0f} s; record: {args.out}")
+
+
+def check_device_options(args: argparse.Namespace) -> None:
+    """Refuse impossible device/precision/graph combinations before any data is loaded."""
+    dev = resolve_device(args.device)
+    resolve_cuda_graph(args.cuda_graph, dev, resolve_precision(args.precision, dev), args.compile)
 
 
 def select_runs(args: argparse.Namespace) -> list[RunConfig]:
@@ -135,6 +148,10 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
 
 def cmd_grid(args: argparse.Namespace) -> None:
     runs = select_runs(args)
+    if args.action == "list" and args.ids:  # for scripts that hand runs to parallel workers
+        for run in pending(runs, args.results, args.checkpoints):
+            print(run.run_id)
+        return
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
         total, unknown = 0.0, 0
@@ -158,11 +175,13 @@ def cmd_grid(args: argparse.Namespace) -> None:
     print(f"{len(todo)} run(s) to do in grid {args.name!r}", flush=True)
     if not todo:
         return
+    check_device_options(args)
     data = load_cifar10(args.source, progress=not args.quiet)
     for i, run in enumerate(todo, 1):
         print(f"[{i}/{len(todo)}] {run.run_id}", flush=True)
         record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
-                         precision=args.precision, compile=args.compile, progress=not args.quiet)
+                         precision=args.precision, compile=args.compile,
+                         cuda_graph=args.cuda_graph, progress=not args.quiet)
         last = record["history"][-1]
         print(f"  done: test acc {last['test_acc']:.4f} in {record['provenance']['wall_seconds']:.0f} s", flush=True)
 

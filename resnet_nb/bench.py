@@ -9,9 +9,11 @@ Variants (images/s after warm-up; median and min..max over repeats):
   RandomCrop/Flip for the paper recipe), ``DataLoader(shuffle=True, num_workers=2)``,
   fp32 NCHW model, the recipe's optimizer and batch size.
 * ``ours``: ``train.fit``'s step with its defaults (device-resident batches, channels_last,
-  mixed precision where the hardware has it).
-* ``ours -resident`` / ``-channels_last`` / ``-mixed_precision``: one feature switched off.
-* ``ours +compile``: with ``torch.compile`` (default variant on CUDA only; opt in elsewhere).
+  mixed precision where the hardware has it, the step as one CUDA graph on CUDA).
+* ``ours -resident`` / ``-channels_last`` / ``-mixed_precision`` / ``-cuda_graph``: one
+  feature switched off (``-cuda_graph`` on CUDA only).
+* ``ours +compile``: with ``torch.compile`` instead of the CUDA graph (default variant on
+  CUDA only; opt in elsewhere).
 """
 
 from __future__ import annotations
@@ -31,9 +33,12 @@ import torch.nn.functional as F
 from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
 from .models import ModelSpec, build_model
 from .provenance import environment
-from .train import Recipe, evaluate, get_recipe, make_optimizer, resolve_device, resolve_precision, train_step
+from .train import (GraphedStep, Recipe, evaluate, get_recipe, make_optimizer, resolve_cuda_graph, resolve_device,
+                    resolve_precision, train_step)
 
-VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision", "ours +compile")
+VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision", "ours -cuda_graph",
+            "ours +compile")
+CUDA_ONLY = ("ours -cuda_graph", "ours +compile")
 
 
 @dataclass
@@ -115,9 +120,12 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     model = build_model(spec).to(device, memory_format=fmt)
-    optimizer = make_optimizer(recipe, model, device) if ours else _plain_optimizer(recipe, model)
-    step_model = torch.compile(model) if variant == "ours +compile" else model
+    compile = variant == "ours +compile"
+    graph = ours and variant != "ours -cuda_graph" and resolve_cuda_graph("auto", device, precision, compile)
+    optimizer = make_optimizer(recipe, model, device, capturable=graph) if ours else _plain_optimizer(recipe, model)
+    step_model = torch.compile(model) if compile else model
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
+    graphed = GraphedStep(model, optimizer, device, precision) if graph else None
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     batches = _forever(loader)
@@ -132,7 +140,9 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
             if not resident:
                 x = x.to(device, memory_format=fmt, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-            if ours:
+            if graphed is not None:
+                graphed(x, y)
+            elif ours:
                 train_step(step_model, optimizer, x, y, device, precision, scaler)
             else:  # the textbook loop
                 optimizer.zero_grad()
@@ -215,7 +225,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="resnet20-A,resnet56-A", help="comma-separated model keys")
     p.add_argument("--recipes", default="report,paper")
     p.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)} "
-                                      "(default: all; +compile only on CUDA)")
+                                      "(default: all; -cuda_graph and +compile only on CUDA)")
     p.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
@@ -228,7 +238,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run_from_args(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
     variants = args.variants.split(",") if args.variants else [
-        v for v in VARIANTS if v != "ours +compile" or device.type == "cuda"]
+        v for v in VARIANTS if v not in CUDA_ONLY or device.type == "cuda"]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")

@@ -21,7 +21,7 @@ from typing import Any
 from .data import Cifar10, atomic_write_text, cache_dir
 from .models import ModelSpec, build_model, count_macs
 from .provenance import environment
-from .train import Precision, fit, get_recipe, read_checkpoint_history, resolve_device
+from .train import CudaGraph, Precision, fit, get_recipe, read_checkpoint_history, resolve_device
 
 RECORD_FORMAT = 1
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
@@ -126,6 +126,7 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
         "history": history,
         "provenance": env | {
             "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],
+            "cuda_graph": setup.get("cuda_graph", False),
             "dataset_source": data.source, "dataset_variant": data.variant, "dataset_checksum": data.checksum,
             "train_size": setup["train_size"], "started": started,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -188,7 +189,8 @@ def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | N
 
 def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
             device: str = "auto", precision: Precision = "auto", compile: bool = False,
-            channels_last: bool = True, progress: bool = True, out: Path | None = None) -> dict[str, Any]:
+            cuda_graph: CudaGraph = "auto", channels_last: bool = True, progress: bool = True,
+            out: Path | None = None) -> dict[str, Any]:
     """Train one run (resuming its checkpoint) and write its record (to ``out`` or the grid's folder)."""
     out = Path(out) if out is not None else record_path(run, results)
     if out.exists():
@@ -197,7 +199,8 @@ def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, check
     dev = resolve_device(device)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev, precision=run.precision or precision,
-                 compile=compile, channels_last=channels_last, checkpoint=ckpt, progress=progress)
+                 compile=compile, cuda_graph=cuda_graph, channels_last=channels_last, checkpoint=ckpt,
+                 progress=progress)
     # wall time of the whole run = sum of its epochs' seconds (also those of an earlier, resumed session)
     wall = sum(r["seconds"] for r in result.history)
     record = make_record(run, result.history, result.setup, data, environment(dev), started, wall)

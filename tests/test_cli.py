@@ -186,3 +186,24 @@ def test_parse_seeds() -> None:
     assert parse_seeds("7") == [7]
     with pytest.raises(ValueError, match="seeds"):
         parse_seeds("a")
+
+
+def test_grid_list_ids_in_run_order(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    ckpts = tmp_path / "ckpt"
+    (ckpts / "report").mkdir(parents=True)
+    (ckpts / "report" / "plain56_report_s1.pt").write_bytes(b"partial")  # started runs come first
+    assert main(["grid", "list", "report", "--results", str(tmp_path), "--checkpoints", str(ckpts),
+                 "--only", "resnet20-A*,plain56*", "--seeds", "0,1", "--ids"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "plain56_report_s1", "resnet20-A_report_s0", "plain56_report_s0", "resnet20-A_report_s1"]
+
+
+@pytest.mark.parametrize("command", [
+    ["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--device", "cpu", "--cuda-graph", "on"],
+    ["grid", "run", "report", "--device", "cpu", "--cuda-graph", "on", "--max-runs", "1"],
+])
+def test_cuda_graph_on_cpu_is_refused_before_data(command, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    args = command + (["--out", str(tmp_path / "x.json")] if command[0] == "train" else
+                      ["--results", str(tmp_path)])
+    assert main(args) == 2  # RESNET_NB_DATA is unset: loading data first would fail differently
+    assert "CUDA graphs need a CUDA device" in one_error_line(capsys.readouterr().err)
