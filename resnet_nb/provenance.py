@@ -14,7 +14,13 @@ from . import __version__
 
 
 def git_commit() -> str:
-    """HEAD of the checkout holding this package (+ ``-dirty``), or ``RESNET_NB_GIT_COMMIT`` where there is no git."""
+    """``RESNET_NB_GIT_COMMIT`` if set, else HEAD of the checkout holding this package (+ ``-dirty``).
+
+    The variable wins because it is set on purpose where git cannot tell: a copied working
+    tree (a GPU machine, a Colab upload) may carry an older ``.git`` under newer code.
+    """
+    if os.environ.get("RESNET_NB_GIT_COMMIT"):
+        return os.environ["RESNET_NB_GIT_COMMIT"]
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -23,7 +29,7 @@ def git_commit() -> str:
                                cwd=root, capture_output=True, text=True, timeout=10).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("RESNET_NB_GIT_COMMIT", "unknown")
+        return "unknown"
 
 
 def device_name(device: torch.device) -> str:

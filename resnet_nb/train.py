@@ -216,6 +216,8 @@ class GraphedStep:
         self.warmup_steps = warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_x: torch.Tensor | None = None
+        self.static_out: torch.Tensor | None = None
+        self.static_loss: torch.Tensor | None = None
         self.lrs: tuple[float, ...] = ()
         self.captures = 0
 
@@ -228,13 +230,14 @@ class GraphedStep:
             self._capture(x, y)
             self.lrs = lrs
         assert self.graph is not None and self.static_x is not None
+        assert self.static_loss is not None and self.static_out is not None
         self.static_x.copy_(x)
         self.static_y.copy_(y)
         self.graph.replay()
         return self.static_loss, self.static_out
 
     def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        self.graph = None  # release the previous graph's memory first
+        self.graph = self.static_out = self.static_loss = None  # release the previous graph first
         self.static_x, self.static_y = x.clone(), y.clone()  # clone keeps channels_last
         saved = self._snapshot()
         side = torch.cuda.Stream(self.device)
@@ -252,7 +255,8 @@ class GraphedStep:
             loss.backward()
             self.optimizer.step()
         self._restore(saved)
-        self.graph, self.static_out, self.static_loss = graph, out, loss
+        # detached: holding the captured autograd graph would keep its nodes on the capture stream
+        self.graph, self.static_out, self.static_loss = graph, out.detach(), loss.detach()
         self.captures += 1
 
     def _snapshot(self) -> tuple[list[torch.Tensor], dict[int, dict[str, torch.Tensor]]]:

@@ -104,9 +104,13 @@ def test_graphed_fit_matches_eager_and_resumes(tiny_data, tmp_path) -> None:
     eager = fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="off", **kw)
     graphed = fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", **kw)
     assert eager.setup["cuda_graph"] is False and graphed.setup["cuda_graph"] is True
+    # fit() lets cuDNN pick its fastest (not bitwise-deterministic) kernels, so two runs differ in the
+    # last digits and Adam carries that along: an H200 gave 0.3958 vs 0.3964 after 3 epochs. The exact
+    # equivalence is test_graphed_step_is_the_eager_step's job; this checks the wiring (captures,
+    # the partial batch, checkpoints), where a skipped or doubled step would move the loss by far more.
     for e, g in zip(eager.history, graphed.history, strict=True):
-        assert g["train_loss"] == pytest.approx(e["train_loss"], rel=1e-3)
-        assert g["test_loss"] == pytest.approx(e["test_loss"], rel=1e-2)
+        assert g["train_loss"] == pytest.approx(e["train_loss"], rel=1e-2)
+        assert g["test_loss"] == pytest.approx(e["test_loss"], rel=2e-2)
 
     class Interrupt(Exception):
         pass
@@ -120,4 +124,4 @@ def test_graphed_fit_matches_eager_and_resumes(tiny_data, tmp_path) -> None:
         fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", checkpoint=ckpt, on_epoch=stop_after_1, **kw)
     resumed = fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", checkpoint=ckpt, **kw)
     for r, g in zip(resumed.history, graphed.history, strict=True):
-        assert r["train_loss"] == pytest.approx(g["train_loss"], rel=1e-3)
+        assert r["train_loss"] == pytest.approx(g["train_loss"], rel=1e-2)

@@ -6,6 +6,7 @@ import copy
 import dataclasses
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -434,3 +435,13 @@ def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: 
     seconds, scaled = estimate_seconds(run, "anything", tmp_path, tmp_path / "ck")
     first = read_checkpoint_history(checkpoint_path(run, tmp_path / "ck"))[0]["seconds"]
     assert not scaled and seconds == pytest.approx(2 * first)
+
+
+def test_git_commit_prefers_the_explicit_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_nb.provenance import git_commit
+
+    monkeypatch.setenv("RESNET_NB_GIT_COMMIT", "b82ab55ce8414c762f28a5e9ca1213d4e67128a6")
+    assert git_commit() == "b82ab55ce8414c762f28a5e9ca1213d4e67128a6"  # a copied tree's old .git must not win
+    monkeypatch.delenv("RESNET_NB_GIT_COMMIT")
+    found = git_commit()
+    assert found == "unknown" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", found)
