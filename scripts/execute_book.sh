@@ -13,6 +13,8 @@ export RESNET_NB_BUDGET=${RESNET_NB_BUDGET:-smoke}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 py=${PYTHON:-.venv/bin/python}
 [ -x "$py" ] || py=python3
+# the published pages must show live cells that ran: no data is an error here, not a skip
+"$py" -m resnet_nb data >/dev/null || { echo "no CIFAR-10 (see the error above): set RESNET_NB_DATA" >&2; exit 1; }
 notebooks=("$@")
 [ ${#notebooks[@]} -gt 0 ] || notebooks=(book/[0-9]*.ipynb)
 run() {  # one notebook; 15 min at most (a kernel that never answers must not block forever)
