@@ -1,0 +1,64 @@
+"""scripts/gpu_grid.sh: the queue of runs handed to K workers, and its deadline.
+
+A fake ``python`` stands in for the package (the script only calls ``-m resnet_nb``), so
+this tests the shell logic without training anything.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKE_PY = r"""#!/usr/bin/env bash
+# fake python: "-m resnet_nb data" | "-m resnet_nb grid list G --ids ..." | "-m resnet_nb grid run G --only ID ..."
+shift 2
+case "$1" in
+  data) echo "data ok";;
+  grid)
+    if [ "$2" = list ]; then printf 'r1_s0\nr2_s0\nr3_s0\nr4_s0\nr5_s0\n'; exit 0; fi
+    id=""; res=""; graph=""
+    while [ $# -gt 0 ]; do
+      case "$1" in --only) id=$2;; --results) res=$2;; --cuda-graph) graph=$2;; esac; shift
+    done
+    sleep 0.5; mkdir -p "$res/report"; echo "{\"graph\": \"$graph\"}" >"$res/report/$id.json";;
+esac
+"""
+
+
+@pytest.fixture()
+def fake_python(tmp_path: Path) -> Path:
+    path = tmp_path / "fakepy"
+    path.write_text(FAKE_PY)
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+def run_grid(fake_python: Path, out: Path, budget: int, min_left: int) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHON": str(fake_python), "MIN_LEFT": str(min_left), "CKPT": str(out / "ckpt"),
+                        "PATH": os.environ["PATH"]}
+    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_grid.sh"), "report", str(budget), "2", str(out),
+                           "--seeds", "0", "--cuda-graph", "on"],
+                          env=env, capture_output=True, text=True, timeout=120, check=True)
+
+
+def test_every_queued_run_is_done_once_and_gets_the_grid_args(fake_python: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_grid(fake_python, out, budget=60, min_left=5)
+    records = sorted(p.name for p in (out / "results" / "report").iterdir())
+    assert records == [f"r{i}_s0.json" for i in range(1, 6)]
+    assert all((out / "results" / "report" / r).read_text().strip() == '{"graph": "on"}' for r in records)
+    assert "5 run(s) queued for 2 workers" in result.stdout and "records written: 5" in result.stdout
+    assert len((out / "logs" / "workers.txt").read_text().splitlines()) == 5
+    assert not (out / "logs" / "skipped.txt").exists()
+
+
+def test_no_run_starts_too_close_to_the_deadline(fake_python: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_grid(fake_python, out, budget=5, min_left=30)
+    assert "records written: 0" in result.stdout
+    assert len((out / "logs" / "skipped.txt").read_text().splitlines()) == 5
