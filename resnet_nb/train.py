@@ -216,6 +216,7 @@ class GraphedStep:
         self.warmup_steps = warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_x: torch.Tensor | None = None
+        self.static_y: torch.Tensor | None = None
         self.static_out: torch.Tensor | None = None
         self.static_loss: torch.Tensor | None = None
         self.lrs: tuple[float, ...] = ()
@@ -229,7 +230,7 @@ class GraphedStep:
         if self.graph is None or lrs != self.lrs:
             self._capture(x, y)
             self.lrs = lrs
-        assert self.graph is not None and self.static_x is not None
+        assert self.graph is not None and self.static_x is not None and self.static_y is not None
         assert self.static_loss is not None and self.static_out is not None
         self.static_x.copy_(x)
         self.static_y.copy_(y)
