@@ -64,13 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-runs", type=int, help="stop after this many runs")
     g.add_argument("--ids", action="store_true",
                    help="list: print only the run ids still to do, in the order `run` takes them")
-    g.add_argument("--device", default="auto")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    g.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    g.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"],
-                   help="run each training step as one CUDA graph (default: on CUDA)")
-    g.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
-    g.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_training_options(g)
 
     b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop")
     from .bench import add_arguments
@@ -84,14 +78,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int)
     p.add_argument("--train-size", type=int)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-channels-last", action="store_true")
+    p.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
+    _add_training_options(p)
+
+
+def _add_training_options(p: argparse.ArgumentParser) -> None:
+    """Device, precision, data source and output options shared by ``train`` and ``grid``."""
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--no-channels-last", action="store_true")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"],
                    help="run each training step as one CUDA graph (default: on CUDA)")
     p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
-    p.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -121,8 +120,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
-                     compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last, progress=not args.quiet,
-                     out=args.out)
+                     compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last,
+                     progress=not args.quiet, out=args.out)
     last, prov = record["history"][-1], record["provenance"]
     ips = sum(r["train_images_per_s"] for r in record["history"]) / len(record["history"])
     print(f"{spec.key} {args.recipe} seed {args.seed}: test acc {last['test_acc']:.4f}, test loss "

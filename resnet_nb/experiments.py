@@ -126,7 +126,7 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
         "history": history,
         "provenance": env | {
             "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],
-            "cuda_graph": setup.get("cuda_graph", False),
+            "cuda_graph": setup["cuda_graph"],
             "dataset_source": data.source, "dataset_variant": data.variant, "dataset_checksum": data.checksum,
             "train_size": setup["train_size"], "started": started,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
