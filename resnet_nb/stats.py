@@ -1,0 +1,181 @@
+"""Statistics for the book's findings: intervals over seeds, paired and Welch tests, bootstrap
+intervals for derived figures, and the one verdict rule every finding is judged by.
+
+Every finding is a comparison over seeds (independent training runs). The rule, stated once:
+
+* fewer than :data:`MIN_SEEDS` seeds in any arm: **inconclusive** (too few runs to judge);
+* a claim of direction ("X beats Y"): **reproduced** when the 95 % interval of the difference
+  lies on the claimed side of zero, **contradicted** when it lies on the other side, else
+  **inconclusive** (two-sided 5 % level; the interval and the p-value say the same thing);
+* a claimed value ("about 28 %"): **reproduced** when the value lies inside our 95 % interval,
+  **contradicted** when it lies outside, so a precise estimate can contradict a round number;
+* a claim of similarity ("A and B are very similar"): **reproduced** when the whole 95 % interval
+  of the difference lies within ± the stated margin, **contradicted** when the interval lies
+  entirely outside it, else **inconclusive**.
+
+No correction for multiple comparisons is applied: each finding is read on its own.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats as sps
+
+LEVEL = 0.95
+MIN_SEEDS = 3  # below this, an interval over seeds is too wide (t quantile 4.3 at n=3) to judge anything
+Verdict = Literal["reproduced", "contradicted", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Mean of ``n`` values with the two-sided ``level`` t-interval (NaN bounds for n < 2)."""
+
+    mean: float
+    lo: float
+    hi: float
+    n: int
+    std: float  # sample standard deviation (ddof 1); NaN for n < 2
+    level: float = LEVEL
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """An estimated difference (or derived figure) with its interval, test and sizes."""
+
+    estimate: float
+    lo: float
+    hi: float
+    n: tuple[int, ...]  # seeds in each arm (paired: the number of pairs, once)
+    test: str  # "paired t", "Welch t", "bootstrap" ...
+    p_value: float = math.nan  # two-sided, for H0: difference = 0 (NaN where no test applies)
+    level: float = LEVEL
+
+
+def _clean(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(list(values), dtype=float)
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"non-finite values in a sample: {array.tolist()}")
+    return array
+
+
+def t_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean with a Student-t interval: mean ± t_{n-1} · s / √n."""
+    x = _clean(values)
+    n = len(x)
+    if n == 0:
+        raise ValueError("t_interval needs at least one value")
+    mean = float(x.mean())
+    if n < 2:
+        return Interval(mean, math.nan, math.nan, n, math.nan, level)
+    std = float(x.std(ddof=1))
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+    return Interval(mean, mean - half, mean + half, n, std, level)
+
+
+def paired_t(x: Sequence[float], y: Sequence[float], level: float = LEVEL) -> Comparison:
+    """Mean of x − y over pairs (the same seed: same data order) with its t-interval and p-value."""
+    a, b = _clean(x), _clean(y)
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} vs {len(b)}")
+    diff = t_interval(a - b, level)
+    p = math.nan
+    if diff.n >= 2:
+        p = 1.0 if diff.std == 0 and diff.mean == 0 else (0.0 if diff.std == 0 else
+                                                          float(sps.ttest_rel(a, b).pvalue))
+    return Comparison(diff.mean, diff.lo, diff.hi, (diff.n,), "paired t", p, level)
+
+
+def welch_t(x: Sequence[float], y: Sequence[float], level: float = LEVEL) -> Comparison:
+    """Difference of means x̄ − ȳ with the Welch (unequal variances) interval and p-value."""
+    a, b = _clean(x), _clean(y)
+    na, nb = len(a), len(b)
+    est = float(a.mean() - b.mean()) if na and nb else math.nan
+    if na < 2 or nb < 2:
+        return Comparison(est, math.nan, math.nan, (na, nb), "Welch t", math.nan, level)
+    va, vb = a.var(ddof=1) / na, b.var(ddof=1) / nb
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Comparison(est, est, est, (na, nb), "Welch t", 1.0 if est == 0 else 0.0, level)
+    dof = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    half = float(sps.t.ppf(0.5 + level / 2, dof)) * se
+    p = float(sps.ttest_ind(a, b, equal_var=False).pvalue)
+    return Comparison(est, est - half, est + half, (na, nb), "Welch t", p, level)
+
+
+def bootstrap(samples: Mapping[str, Sequence[float]], statistic: Callable[[Mapping[str, np.ndarray]], float],
+              n_boot: int = 10_000, seed: int = 0, level: float = LEVEL) -> Comparison:
+    """Percentile bootstrap interval of ``statistic`` over independent resamples of each named sample.
+
+    Each sample (the seeds of one configuration) is resampled with replacement on its own, so
+    the interval covers the seed-to-seed noise of every configuration the statistic uses. The
+    generator is seeded: the same records give the same interval on every machine.
+    """
+    data = {k: _clean(v) for k, v in samples.items()}
+    sizes = tuple(len(v) for v in data.values())
+    estimate = float(statistic(data))
+    if min(sizes, default=0) < 2:
+        return Comparison(estimate, math.nan, math.nan, sizes, "bootstrap", math.nan, level)
+    rng = np.random.default_rng(seed)
+    draws = {k: v[rng.integers(0, len(v), size=(n_boot, len(v)))] for k, v in data.items()}
+    values = np.array([statistic({k: d[i] for k, d in draws.items()}) for i in range(n_boot)])
+    lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
+    return Comparison(estimate, float(lo), float(hi), sizes, "bootstrap", math.nan, level)
+
+
+def prediction_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float]:
+    """Where one more run of the same configuration should fall: x̄ ± t_{n-1} · s · √(1 + 1/n)."""
+    x = _clean(values)
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan
+    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * float(x.std(ddof=1)) * math.sqrt(1 + 1 / n)
+    return float(x.mean()) - half, float(x.mean()) + half
+
+
+def _too_few(cmp: Comparison, min_seeds: int) -> str | None:
+    if min(cmp.n) < min_seeds:
+        return f"n = {'/'.join(map(str, cmp.n))} seeds, fewer than {min_seeds}"
+    if math.isnan(cmp.lo) or math.isnan(cmp.hi):
+        return "no interval"
+    return None
+
+
+def direction_verdict(cmp: Comparison, sign: int = 1, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
+    """Verdict on "the difference is > 0" (``sign=+1``) or "< 0" (``sign=-1``), with the reason."""
+    if sign not in (1, -1):
+        raise ValueError(f"sign must be +1 or -1, got {sign}")
+    if (why := _too_few(cmp, min_seeds)) is not None:
+        return "inconclusive", why
+    lo, hi = (cmp.lo, cmp.hi) if sign == 1 else (-cmp.hi, -cmp.lo)
+    if lo > 0:
+        return "reproduced", "the 95 % interval lies on the claimed side of zero"
+    if hi < 0:
+        return "contradicted", "the 95 % interval lies on the opposite side of zero"
+    return "inconclusive", "the 95 % interval contains zero"
+
+
+def value_verdict(cmp: Comparison, claimed: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
+    """Verdict on "the figure is about ``claimed``": is the claimed value inside our interval?"""
+    if (why := _too_few(cmp, min_seeds)) is not None:
+        return "inconclusive", why
+    if cmp.lo <= claimed <= cmp.hi:
+        return "reproduced", f"{claimed:g} lies inside the 95 % interval"
+    return "contradicted", f"{claimed:g} lies outside the 95 % interval"
+
+
+def equivalence_verdict(cmp: Comparison, margin: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
+    """Verdict on "no difference larger than ± ``margin``" (two one-sided tests at 2.5 % each)."""
+    if margin <= 0:
+        raise ValueError(f"margin must be > 0, got {margin}")
+    if (why := _too_few(cmp, min_seeds)) is not None:
+        return "inconclusive", why
+    if -margin <= cmp.lo and cmp.hi <= margin:
+        return "reproduced", f"the whole 95 % interval lies within ± {margin:g}"
+    if cmp.lo > margin or cmp.hi < -margin:
+        return "contradicted", f"the whole 95 % interval lies outside ± {margin:g}"
+    return "inconclusive", f"the 95 % interval crosses ± {margin:g}"

@@ -1,0 +1,126 @@
+"""resnet_nb.stats against hand-worked values and scipy's own intervals, and the verdict rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from resnet_nb import stats
+from resnet_nb.stats import Comparison
+
+
+def test_t_interval_hand_worked() -> None:
+    # 1..5: mean 3, s = sqrt(2.5), t_{4, 0.975} = 2.7764451, half-width = 2.7764451 * sqrt(2.5) / sqrt(5)
+    iv = stats.t_interval([1, 2, 3, 4, 5])
+    half = 2.7764451052 * math.sqrt(2.5) / math.sqrt(5)
+    assert iv.mean == 3 and iv.n == 5 and iv.std == pytest.approx(math.sqrt(2.5))
+    assert (iv.lo, iv.hi) == (pytest.approx(3 - half, abs=1e-8), pytest.approx(3 + half, abs=1e-8))
+    assert iv.hi - iv.lo == pytest.approx(3.926486, abs=1e-5)
+
+
+def test_t_interval_one_value_has_no_interval_and_bad_input_raises() -> None:
+    iv = stats.t_interval([0.7])
+    assert iv.mean == 0.7 and iv.n == 1 and math.isnan(iv.lo) and math.isnan(iv.std)
+    with pytest.raises(ValueError, match="at least one"):
+        stats.t_interval([])
+    with pytest.raises(ValueError, match="non-finite"):
+        stats.t_interval([1.0, float("nan")])
+
+
+def test_paired_t_hand_worked() -> None:
+    # differences 1, 2, 3: mean 2, s = 1, t = 2 / (1 / sqrt 3) = 3.4641 on 2 dof: p = 0.07418
+    c = stats.paired_t([1, 2, 3], [0, 0, 0])
+    assert c.estimate == 2 and c.n == (3,) and c.test == "paired t"
+    half = 4.30265273 / math.sqrt(3)
+    assert (c.lo, c.hi) == (pytest.approx(2 - half, abs=1e-6), pytest.approx(2 + half, abs=1e-6))
+    assert c.p_value == pytest.approx(0.074180, abs=1e-5)
+
+
+def test_paired_t_uses_the_pairing() -> None:
+    # a constant offset of 0.5 with large between-seed spread: paired is decisive, Welch is not
+    x = [70.0, 80.0, 90.0, 75.0]
+    y = [v - 0.5 + d for v, d in zip(x, (0.01, -0.01, 0.02, -0.02))]
+    assert stats.paired_t(x, y).lo > 0
+    assert stats.welch_t(x, y).lo < 0
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.paired_t([1, 2], [1])
+
+
+def test_welch_matches_scipy_interval_and_p() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(1.0, 1.0, 6), rng.normal(0.0, 2.5, 4)
+    c = stats.welch_t(x, y)
+    ref = sps.ttest_ind(x, y, equal_var=False)
+    ci = ref.confidence_interval(0.95)
+    assert c.estimate == pytest.approx(x.mean() - y.mean())
+    assert (c.lo, c.hi) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert c.p_value == pytest.approx(ref.pvalue) and c.n == (6, 4)
+
+
+def test_welch_needs_two_per_arm() -> None:
+    c = stats.welch_t([1.0], [0.0, 1.0])
+    assert c.estimate == 0.5 and math.isnan(c.lo) and c.n == (1, 2)
+
+
+def test_bootstrap_is_seeded_covers_the_estimate_and_collapses_without_spread() -> None:
+    samples = {"a": [1.0, 2.0, 3.0, 4.0], "b": [0.0, 0.5, 1.0]}
+    diff = lambda s: float(s["a"].mean() - s["b"].mean())  # noqa: E731
+    one, two = stats.bootstrap(samples, diff, n_boot=2000), stats.bootstrap(samples, diff, n_boot=2000)
+    assert one == two and one.estimate == pytest.approx(2.0) and one.lo < 2.0 < one.hi
+    # resampled means of {1..4} lie in [1, 4], of {0, .5, 1} in [0, 1]: the difference in [0, 4]
+    assert 0 <= one.lo and one.hi <= 4
+    flat = stats.bootstrap({"a": [2.0, 2.0, 2.0], "b": [1.0, 1.0]}, diff, n_boot=500)
+    assert (flat.lo, flat.hi) == (1.0, 1.0)
+    single = stats.bootstrap({"a": [2.0], "b": [1.0, 1.0]}, diff)
+    assert math.isnan(single.lo) and single.n == (1, 2)
+
+
+def test_bootstrap_interval_width_matches_the_normal_theory_roughly() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.normal(0, 1, 40)
+    c = stats.bootstrap({"a": a}, lambda s: float(s["a"].mean()), n_boot=4000)
+    assert c.hi - c.lo == pytest.approx(2 * 1.96 * a.std(ddof=1) / math.sqrt(40), rel=0.15)
+
+
+def test_prediction_interval_hand_worked() -> None:
+    lo, hi = stats.prediction_interval([1, 2, 3])
+    half = 4.30265273 * 1.0 * math.sqrt(1 + 1 / 3)
+    assert (lo, hi) == (pytest.approx(2 - half, abs=1e-6), pytest.approx(2 + half, abs=1e-6))
+
+
+def cmp(lo: float, hi: float, n: tuple[int, ...] = (5,)) -> Comparison:
+    return Comparison((lo + hi) / 2, lo, hi, n, "test")
+
+
+@pytest.mark.parametrize(("lo", "hi", "sign", "verdict"), [
+    (0.1, 2.0, 1, "reproduced"), (-2.0, -0.1, 1, "contradicted"), (-0.1, 2.0, 1, "inconclusive"),
+    (-2.0, -0.1, -1, "reproduced"), (0.1, 2.0, -1, "contradicted"), (0.0, 2.0, 1, "inconclusive"),
+])
+def test_direction_verdict(lo: float, hi: float, sign: int, verdict: str) -> None:
+    assert stats.direction_verdict(cmp(lo, hi), sign)[0] == verdict
+
+
+def test_too_few_seeds_is_always_inconclusive() -> None:
+    verdict, why = stats.direction_verdict(cmp(5.0, 6.0, (2,)))
+    assert verdict == "inconclusive" and "fewer than 3" in why
+    assert stats.value_verdict(cmp(0, 10, (5, 2)), 5)[0] == "inconclusive"
+    assert stats.equivalence_verdict(cmp(-0.1, 0.1, (1,)), 1.0)[0] == "inconclusive"
+    assert stats.direction_verdict(cmp(5.0, 6.0, (3,)))[0] == "reproduced"  # 3 is enough
+    with pytest.raises(ValueError):
+        stats.direction_verdict(cmp(0, 1), 0)
+
+
+def test_value_verdict() -> None:
+    assert stats.value_verdict(cmp(25.0, 31.0), 28.0) == ("reproduced", "28 lies inside the 95 % interval")
+    assert stats.value_verdict(cmp(29.0, 31.0), 28.0)[0] == "contradicted"
+    assert stats.value_verdict(cmp(28.0, 31.0), 28.0)[0] == "reproduced"  # bounds count as inside
+
+
+@pytest.mark.parametrize(("lo", "hi", "verdict"), [
+    (-0.5, 0.9, "reproduced"), (1.2, 3.0, "contradicted"), (-3.0, -1.1, "contradicted"), (-1.5, 0.2, "inconclusive"),
+])
+def test_equivalence_verdict(lo: float, hi: float, verdict: str) -> None:
+    assert stats.equivalence_verdict(cmp(lo, hi), 1.0)[0] == verdict
