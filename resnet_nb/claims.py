@@ -1,124 +1,357 @@
-"""The conclusion's table: each claim as the paper states it, as the student report states it, and
-what this book measured, the last column built from the records (or saying that they are missing).
+"""The claims ledger: every claim of the student report (quoted, with its section) and the paper's
+CIFAR-10 claims, each with our number, its 95 % interval, n, the test and a verdict, computed from
+the result records by the rule of :mod:`resnet_nb.stats`.
 
-The paper's and the report's numbers below are quotations, not measurements: the paper's from
-He et al. 2015 (Table 3, Table 6, Fig. 6), the report's as summarised in the book's brief.
+The report's claims are quoted verbatim from its full text (``../shared/report/``; a test checks
+each quote against it). The paper's claims are paraphrased with their table or figure. Nothing
+here is a measurement except what :func:`ledger` computes from the records it is given.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
 import pandas as pd
 
-from .analysis import cost_table, option_distance, relative_improvement, stem_comparison
-from .experiments import summarize
+from . import stats
+from .stats import Comparison, Verdict
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the option-A ResNets (110: best of 5 runs).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
 # He et al. 2015, Table 6: parameters as the paper prints them.
 PAPER_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
-# The student report's quantitative claims (ResNet over plain, average after 10 epochs).
-REPORT_IMPROVEMENT = {"accuracy": "~28 %", "loss": "~43 %"}
+REPORT_DEPTHS = (20, 32, 44, 56)
+# "Very similar" (report, section 2.4) made testable: A and B final test accuracies within 1 point.
+SIMILAR_MARGIN_PT = 1.0
 
 
-def final_metric(df: pd.DataFrame, model: str, metric: str) -> tuple[float, float, int] | None:
-    """(mean, std, n) of ``metric`` at the last epoch over the seeds of ``model``, or None."""
-    summary = summarize(df[df["model"] == model], metrics=(metric,)) if len(df) else pd.DataFrame()
-    if summary.empty:
-        return None
-    row = summary.iloc[0]
-    return float(row[f"{metric}_mean"]), float(row[f"{metric}_std"]), int(row[f"{metric}_n"])
+@dataclass(frozen=True)
+class Claim:
+    """A claim as its source states it."""
+
+    key: str
+    source: str  # "report §2.4", "paper Fig. 6"
+    text: str  # the report: verbatim; the paper: a paraphrase
+    chapter: str  # the book page that examines it
 
 
-def _pct(df: pd.DataFrame, model: str, metric: str) -> str:
-    value = final_metric(df, model, metric)
-    if value is None:
-        return f"{model}: no records yet"
-    mean, std, n = value
-    spread = "" if n < 2 else f" ± {100 * std:.2f}"
-    return f"{model} {100 * mean:.2f}{spread} % (n={n})"
+@dataclass(frozen=True)
+class Finding:
+    """One row of the ledger: a claim (or one depth of it) judged on the records."""
+
+    claim: Claim
+    scope: str  # "depth 56", "mean over depths 20–56", ...
+    measure: str  # what was measured, with units
+    comparison: Comparison | None  # None: no records
+    verdict: Verdict
+    reason: str
+    unit: str = "pt"
+
+    def estimate_text(self) -> str:
+        c = self.comparison
+        if c is None or math.isnan(c.estimate):
+            return "no records"
+        if math.isnan(c.lo):
+            return f"{_num(c.estimate, self.unit)} (no interval)"
+        return f"{_num(c.estimate, self.unit)} [{_num(c.lo, self.unit)}, {_num(c.hi, self.unit)}]"
+
+    def n_text(self) -> str:
+        return "0" if self.comparison is None else "/".join(map(str, self.comparison.n))
+
+    def test_text(self) -> str:
+        c = self.comparison
+        if c is None:
+            return "—"
+        return c.test + ("" if math.isnan(c.p_value) else f", p = {c.p_value:.2g}")
 
 
-def _compare(df: pd.DataFrame, models: list[str], metric: str, label: str) -> str:
-    """``label after N epochs: model mean ± std % (n); ...`` or which records are missing."""
-    sub = df[df["model"].isin(models)] if len(df) else df
+def _num(x: float, unit: str) -> str:
+    return f"{x:+.2f} {unit}" if unit in ("pt", "%") else f"{x:+.3f}"
+
+
+REPORT_CLAIMS = {
+    "torchvision": Claim("torchvision", "report §2.3.1",
+                         "Surprisingly, the implementation of the ResNet with PyTorch seems from the figure 2.6 to be "
+                         "much less efficient than the one we made.", "04_torchvision"),
+    "depth": Claim("depth", "report §2.3.2",
+                   "The figure 2.7 shows that the deeper our ResNet network is the better its performances are.",
+                   "05_depth"),
+    "depth_numbers": Claim("depth_numbers", "report §2.3.2",
+                           "The difference in accuracy and loss between our 20-layer and 56-layer networks are "
+                           "respectively 1.3% and 2.2% after 10 epochs.", "05_depth"),
+    "options_similar": Claim("options_similar", "report §2.4",
+                             "the two shortcut options are very similar (especially after some epochs)",
+                             "06_shortcut_options"),
+    "option_a_better": Claim("option_a_better", "report §2.4",
+                             "Moreover, option (A) offers slightly better overall performance than option (B).",
+                             "06_shortcut_options"),
+    "plain_worse": Claim("plain_worse", "report §2.5",
+                         "We can see with the figure 2.9 that ResNet performs much better than the CNN, especially "
+                         "when the depth is large.", "07_resnet_vs_plain"),
+    "improvement": Claim("improvement", "report §2.5",
+                         "According to our results, ResNet improves on average the accuracy and loss of the CNN by "
+                         "about 28% and 43% after 10 epochs.", "07_resnet_vs_plain"),
+}
+PAPER_CLAIMS = {
+    "degradation": Claim("degradation", "paper §4.2, Fig. 6 (left)",
+                         "Deeper plain nets have higher training error: plain-56 trains worse than plain-20.",
+                         "02_degradation"),
+    "resnet_depth": Claim("resnet_depth", "paper §4.2, Table 6, Fig. 6 (middle)",
+                          "Deeper ResNets reach lower test error: 8.75 % (20 layers) to 6.97 % (56 layers).",
+                          "05_depth"),
+    "table6": Claim("table6", "paper Table 6",
+                    "Test error with the paper's protocol: ResNet-20 8.75 %, 32 7.51 %, 44 7.17 %, 56 6.97 %, "
+                    "110 6.43 % (best of 5).", "08_conclusion"),
+}
+
+
+# --- per-seed values from the long results frame ----------------------------------------------
+
+def final_values(df: pd.DataFrame, model: str, metric: str) -> pd.Series:
+    """``metric`` at each run's last epoch for ``model``, indexed by seed (accuracies as fractions)."""
+    sub = df[df["model"] == model] if len(df) else df
     if sub.empty:
-        return f"no records yet for {', '.join(models)}"
-    return f"{label} after {int(sub['epoch'].max())} epochs: " + "; ".join(_pct(df, m, metric) for m in models)
+        return pd.Series(dtype=float, name=metric)
+    last = sub[sub["epoch"] == sub.groupby("run_id")["epoch"].transform("max")]
+    return last.set_index("seed")[metric].sort_index().astype(float)
 
 
-def _degradation(df: pd.DataFrame) -> str:
-    return _compare(df, ["plain20", "plain56"], "train_acc", "training accuracy")
+def _scale(metric: str) -> float:
+    return 100.0 if metric.endswith("_acc") else 1.0
 
 
-def _depth(df: pd.DataFrame) -> str:
-    return _compare(df, ["resnet20-A", "resnet56-A"], "test_acc", "test accuracy")
+def paired(df: pd.DataFrame, x_model: str, y_model: str, metric: str) -> Comparison | None:
+    """x − y over the seeds both have (same seed: same data order), in points for accuracies."""
+    x, y = final_values(df, x_model, metric), final_values(df, y_model, metric)
+    seeds = x.index.intersection(y.index)
+    if len(seeds) == 0:
+        return None
+    s = _scale(metric)
+    return stats.paired_t(list(x[seeds] * s), list(y[seeds] * s))
 
 
-def improvement_summary(df: pd.DataFrame) -> str:
-    """The measured mean improvement of ResNet (A) over plain, in one sentence (Markdown), next to the report's."""
-    return (f"**This book (measured):** {_improvement(df)}. **The report:** {REPORT_IMPROVEMENT['accuracy']} "
-            f"accuracy, {REPORT_IMPROVEMENT['loss']} loss.")
+def improvement_pct(df: pd.DataFrame, metric: str, depths: Sequence[int] = REPORT_DEPTHS,
+                    n_boot: int = 10_000) -> Comparison | None:
+    """The report's averaged relative improvement of ResNet (A) over plain, with a bootstrap interval.
+
+    Accuracy: mean over depths of 100 (acc_R − acc_P) / acc_P; loss: of 100 (loss_P − loss_R) / loss_P,
+    each from the seed means at the last epoch. Only depths with both nets count.
+    """
+    samples: dict[str, list[float]] = {}
+    used = []
+    for d in depths:
+        r, p = final_values(df, f"resnet{d}-A", metric), final_values(df, f"plain{d}", metric)
+        if len(r) and len(p):
+            samples[f"R{d}"], samples[f"P{d}"] = list(r), list(p)
+            used.append(d)
+    if not used:
+        return None
+    sign = 1.0 if metric.endswith("_acc") else -1.0
+
+    def statistic(s: Mapping[str, np.ndarray]) -> float:
+        return float(np.mean([sign * 100 * (s[f"R{d}"].mean() - s[f"P{d}"].mean()) / s[f"P{d}"].mean()
+                              for d in used]))
+
+    result = stats.bootstrap(samples, statistic, n_boot=n_boot)
+    return Comparison(result.estimate, result.lo, result.hi, result.n, f"bootstrap over seeds, depths "
+                      f"{', '.join(map(str, used))}", result.p_value, result.level)
 
 
-def _improvement(df: pd.DataFrame) -> str:
-    table = relative_improvement(df)
-    if table.empty:
-        return "no pair of ResNet-A / plain records of the same depth yet"
-    mean, per_depth = table.loc["mean"], table.drop(index="mean")
-    text = f"test accuracy +{mean['acc_improvement_%']:.1f} %, test loss −{mean['loss_improvement_%']:.1f} %"
-    if len(per_depth) == 1:
-        return f"{text} (depth {per_depth.index[0]} only)"
-    acc, loss = per_depth["acc_improvement_%"], per_depth["loss_improvement_%"]
-    return (f"{text} (mean over depths {', '.join(per_depth.index)}; per depth: accuracy {acc.min():.1f} to "
-            f"{acc.max():.1f} %, loss {loss.min():.1f} to {loss.max():.1f} %)")
+def loss_reduction_pct(df: pd.DataFrame, deep: str, shallow: str, n_boot: int = 10_000) -> Comparison | None:
+    """100 (loss_shallow − loss_deep) / loss_shallow at the last epoch, with a bootstrap interval."""
+    a, b = final_values(df, deep, "test_loss"), final_values(df, shallow, "test_loss")
+    if not len(a) or not len(b):
+        return None
+    result = stats.bootstrap({"deep": list(a), "shallow": list(b)},
+                             lambda s: float(100 * (s["shallow"].mean() - s["deep"].mean()) / s["shallow"].mean()),
+                             n_boot=n_boot)
+    return result
 
 
-def _options(df: pd.DataFrame) -> str:
-    table = option_distance(df)
-    if table.empty:
-        return "no depth with both option A and option B records yet"
-    parts = []
-    for depth, row in table.iterrows():
-        noise = "" if pd.isna(row["noise_ssr"]) else f" vs {row['noise_ssr']:.2f} expected from seed noise"
-        parts.append(f"depth {depth}: SSR {row['ssr']:.2f} %²{noise}")
-    return "test-accuracy curves, " + "; ".join(parts)
+def seed_means_over_depths(df: pd.DataFrame, x_family: Callable[[int], str], y_family: Callable[[int], str],
+                           metric: str, depths: Sequence[int] = REPORT_DEPTHS) -> Comparison | None:
+    """Paired over seeds of (mean over depths of x) − (mean over depths of y); seeds with every depth only."""
+    per_depth = []
+    for d in depths:
+        x, y = final_values(df, x_family(d), metric), final_values(df, y_family(d), metric)
+        per_depth.append((x, y))
+    seeds = None
+    for x, y in per_depth:
+        common = set(x.index) & set(y.index)
+        seeds = common if seeds is None else seeds & common
+    if not seeds:
+        return None
+    order = sorted(seeds)
+    s = _scale(metric)
+    xs = [s * float(np.mean([x[k] for x, _ in per_depth])) for k in order]
+    ys = [s * float(np.mean([y[k] for _, y in per_depth])) for k in order]
+    return stats.paired_t(xs, ys)
 
 
-def _torchvision(df: pd.DataFrame) -> str:
-    shapes = stem_comparison(("tv-resnet18-imagenet",))
-    macs = cost_table(("tv-resnet18-imagenet", "tv-resnet18-cifar", "resnet20-A"))["MMACs per image"]
-    return (f"ImageNet stem: 32×32 input is {shapes.loc['layer1', 'tv-resnet18-imagenet']} after the stem; "
-            f"MACs per image {macs['tv-resnet18-imagenet']:.1f} M (ImageNet stem), "
-            f"{macs['tv-resnet18-cifar']:.1f} M (CIFAR stem), {macs['resnet20-A']:.1f} M (ResNet-20). "
-            + _compare(df, ["tv-resnet18-imagenet", "tv-resnet18-cifar", "resnet20-A"], "test_acc", "Test accuracy"))
+# --- the ledger --------------------------------------------------------------------------------
+
+def _finding(claim: Claim, scope: str, measure: str, cmp: Comparison | None,
+             judge: Callable[[Comparison], tuple[Verdict, str]], unit: str = "pt") -> Finding:
+    if cmp is None:
+        return Finding(claim, scope, measure, None, "inconclusive", "no records", unit)
+    verdict, reason = judge(cmp)
+    return Finding(claim, scope, measure, cmp, verdict, reason, unit)
 
 
-def _level(df: pd.DataFrame) -> str:
-    value = final_metric(df, "resnet56-A", "test_acc")
-    if value is None:
-        return "no records yet for resnet56-A"
-    epochs = int(df[df["model"] == "resnet56-A"]["epoch"].max())
-    return f"ResNet-56 (A) test error after {epochs} epochs: {100 * (1 - value[0]):.2f} % (n={value[2]})"
+def _more(sign: int = 1) -> Callable[[Comparison], tuple[Verdict, str]]:
+    return lambda c: stats.direction_verdict(c, sign)
 
 
-def conclusion_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Claim · paper · report · this book (measured) · note."""
+def ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None) -> list[Finding]:
+    """Every claim judged on the report-protocol records ``df`` (and the paper grid's, if given)."""
+    rc, pc = REPORT_CLAIMS, PAPER_CLAIMS
+    acc = "final test accuracy, points"
     rows = [
-        ("Deeper plain nets train worse (degradation)",
-         "plain-56 has higher training error than plain-20 (Fig. 6)", "—", _degradation(df),
-         "10 epochs of Adam are far from the paper's ~164 epochs of SGD"),
-        ("Deeper ResNets are more accurate",
-         f"test error {PAPER_TEST_ERROR[20]} % (20 layers) → {PAPER_TEST_ERROR[56]} % (56) (Table 6)", "—", _depth(df),
-         "paper: augmentation, SGD, ~164 epochs; here: the report's recipe"),
-        ("A ResNet beats the plain net of the same depth", "yes, at every depth (Fig. 6)",
-         f"{REPORT_IMPROVEMENT['accuracy']} higher accuracy, {REPORT_IMPROVEMENT['loss']} lower loss (average, "
-         "after 10 epochs)", _improvement(df), "relative to the plain net; defined in 'ResNet vs plain CNN'"),
-        ("Shortcut option A vs B", "B marginally better than A on ImageNet (Table 3); the CIFAR-10 nets use A",
-         "compared A and B curves with a sum of squared residuals", _options(df),
-         "SSR and its noise level are defined in 'Option A vs option B'"),
-        ("torchvision's ResNet-18 is much less efficient on CIFAR-10", "—", "much less efficient than its own ResNet",
-         _torchvision(df), "its ImageNet stem shrinks 32×32 images to 8×8 before the first block"),
-        ("Accuracy at the paper's level", f"ResNet-56: {PAPER_TEST_ERROR[56]} % test error (Table 6)", "—", _level(df),
-         "different protocol and the JPEG copy of CIFAR-10: not comparable one to one"),
+        _finding(rc["torchvision"], "ResNet-20 (A) − torchvision ResNet-18 (ImageNet stem)", acc,
+                 paired(df, "resnet20-A", "tv-resnet18-imagenet", "test_acc"), _more()),
+        _finding(rc["torchvision"], "same, CIFAR stem: ResNet-20 (A) − ResNet-18 (CIFAR stem)", acc,
+                 paired(df, "resnet20-A", "tv-resnet18-cifar", "test_acc"), _more()),
+        _finding(rc["depth"], "ResNet-56 (A) − ResNet-20 (A)", acc,
+                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), _more()),
+        _finding(rc["depth_numbers"], "accuracy: ResNet-56 − ResNet-20 (read as points; claimed 1.3)", acc,
+                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), lambda c: stats.value_verdict(c, 1.3)),
+        _finding(rc["depth_numbers"], "loss: relative reduction 20 → 56 layers (claimed 2.2 %)",
+                 "final test loss, % of ResNet-20's", loss_reduction_pct(df, "resnet56-A", "resnet20-A"),
+                 lambda c: stats.value_verdict(c, 2.2), unit="%"),
     ]
-    return pd.DataFrame(rows, columns=["claim", "paper", "report", "this book (measured)", "note"]).set_index("claim")
+    for d in REPORT_DEPTHS:
+        rows.append(_finding(rc["options_similar"], f"depth {d}: A − B (similar: within ± {SIMILAR_MARGIN_PT:g} pt)",
+                             acc, paired(df, f"resnet{d}-A", f"resnet{d}-B", "test_acc"),
+                             lambda c: stats.equivalence_verdict(c, SIMILAR_MARGIN_PT)))
+    rows.append(_finding(rc["option_a_better"], "A − B, mean over depths 20–56 per seed", acc,
+                         seed_means_over_depths(df, lambda d: f"resnet{d}-A", lambda d: f"resnet{d}-B", "test_acc"),
+                         _more()))
+    for d in REPORT_DEPTHS:
+        rows.append(_finding(rc["plain_worse"], f"depth {d}: ResNet (A) − plain", acc,
+                             paired(df, f"resnet{d}-A", f"plain{d}", "test_acc"), _more()))
+    rows.append(_finding(rc["plain_worse"], "'especially when the depth is large': gap at 56 − gap at 20", acc,
+                         _gap_growth(df, 56, 20), _more()))
+    rows.append(_finding(rc["improvement"], "accuracy improvement, mean over depths (claimed 28 %)",
+                         "relative, % of the plain net's", improvement_pct(df, "test_acc"),
+                         lambda c: stats.value_verdict(c, 28.0), unit="%"))
+    rows.append(_finding(rc["improvement"], "loss improvement, mean over depths (claimed 43 %)",
+                         "relative, % of the plain net's", improvement_pct(df, "test_loss"),
+                         lambda c: stats.value_verdict(c, 43.0), unit="%"))
+    rows.append(_finding(pc["degradation"], "report protocol: plain-20 − plain-56",
+                         "final training accuracy, points", paired(df, "plain20", "plain56", "train_acc"), _more()))
+    paper_df = paper_df if paper_df is not None else df.iloc[0:0]
+    rows.append(_finding(pc["degradation"], "paper protocol: plain-20 − plain-56", "final training accuracy, points",
+                         paired(paper_df, "plain20", "plain56", "train_acc"), _more()))
+    rows.append(_finding(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc,
+                         paired(paper_df, "resnet56-A", "resnet20-A", "test_acc"), _more()))
+    for d in (20, 56, 110):
+        errors = final_values(paper_df, f"resnet{d}-A", "test_acc")
+        cmp = None if errors.empty else _as_comparison(stats.t_interval(list(100 * (1 - errors))))
+        rows.append(_finding(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
+                             "test error, %", cmp, lambda c, d=d: stats.value_verdict(c, PAPER_TEST_ERROR[d]),
+                             unit="%"))
+    return rows
+
+
+def _as_comparison(iv: stats.Interval) -> Comparison:
+    return Comparison(iv.mean, iv.lo, iv.hi, (iv.n,), "t-interval of the mean", math.nan, iv.level)
+
+
+def _gap_growth(df: pd.DataFrame, deep: int, shallow: int) -> Comparison | None:
+    """Welch on per-seed ResNet − plain gaps: is the gap at ``deep`` larger than at ``shallow``?"""
+    gaps = []
+    for d in (deep, shallow):
+        r, p = final_values(df, f"resnet{d}-A", "test_acc"), final_values(df, f"plain{d}", "test_acc")
+        seeds = r.index.intersection(p.index)
+        if len(seeds) == 0:
+            return None
+        gaps.append(list(100 * (r[seeds] - p[seeds])))
+    return stats.welch_t(gaps[0], gaps[1])
+
+
+def ledger_table(findings: Sequence[Finding]) -> pd.DataFrame:
+    """The ledger as a table: claim (source), what was compared, estimate [95 % interval], n, test, verdict."""
+    rows = [{"source": f.claim.source, "claim": f.claim.text, "compared": f.scope, "measure": f.measure,
+             "estimate [95 % CI]": f.estimate_text(), "n (seeds)": f.n_text(), "test": f.test_text(),
+             "verdict": f.verdict, "why": f.reason} for f in findings]
+    return pd.DataFrame(rows, columns=["source", "claim", "compared", "measure", "estimate [95 % CI]", "n (seeds)",
+                                       "test", "verdict", "why"])
+
+
+def verdict_counts(findings: Sequence[Finding]) -> dict[str, int]:
+    counts = {"reproduced": 0, "contradicted": 0, "inconclusive": 0}
+    for f in findings:
+        counts[f.verdict] += 1
+    return counts
+
+
+def chapter_findings(findings: Sequence[Finding], chapter: str) -> str:
+    """Markdown: "What the records show" for one chapter, one bullet per finding, generated."""
+    mine = [f for f in findings if f.claim.chapter == chapter]
+    if not mine:
+        return "**What the records show.** No claim of the report or the paper is judged on this page."
+    lines = ["**What the records show** (computed from the records; the verdict rule is on the conclusion page):", ""]
+    for f in mine:
+        lines.append(f"* *{f.claim.source}*, {f.scope}: {f.estimate_text()} (n = {f.n_text()}; {f.test_text()}) "
+                     f"→ **{f.verdict}** ({f.reason}).")
+    return "\n".join(lines)
+
+
+# --- single-run questions: is one seed an outlier, does precision matter? -------------------------
+
+@dataclass(frozen=True)
+class SeedCheck:
+    """One run against the other seeds of its configuration."""
+
+    model: str
+    seed: int
+    metric: str
+    value: float  # in points for accuracies
+    others: tuple[float, ...]
+    lo: float  # 95 % prediction interval for one more run, from the other seeds
+    hi: float
+    verdict: str  # "inside", "outside", "too few other seeds"
+
+    def text(self) -> str:
+        what = claims_metric_name(self.metric)
+        if self.verdict == "too few other seeds":
+            return (f"{self.model} seed {self.seed}: {what} {self.value:.2f}; {len(self.others)} other seed(s) "
+                    "so far, too few to say whether it is unusual (2 or more needed).")
+        mean = float(np.mean(self.others))
+        return (f"{self.model} seed {self.seed}: {what} {self.value:.2f}, against {mean:.2f} on average over the "
+                f"{len(self.others)} other seeds; a further run is expected in [{self.lo:.2f}, {self.hi:.2f}] "
+                f"(95 % prediction interval), so seed {self.seed} is **{self.verdict}** it.")
+
+
+def claims_metric_name(metric: str) -> str:
+    return {"test_acc": "test accuracy (%)", "train_acc": "training accuracy (%)", "test_loss": "test loss",
+            "train_loss": "training loss"}.get(metric, metric)
+
+
+def seed_check(df: pd.DataFrame, model: str, seed: int, metric: str = "test_acc") -> SeedCheck | None:
+    """Is ``seed`` of ``model`` within the 95 % prediction interval of its other seeds? None: no such run."""
+    values = final_values(df, model, metric) * _scale(metric)
+    if seed not in values.index:
+        return None
+    others = tuple(float(v) for k, v in values.items() if k != seed)
+    value = float(values[seed])
+    if len(others) < 2:
+        return SeedCheck(model, seed, metric, value, others, math.nan, math.nan, "too few other seeds")
+    lo, hi = stats.prediction_interval(others)
+    return SeedCheck(model, seed, metric, value, others, lo, hi, "inside" if lo <= value <= hi else "outside")
+
+
+def precision_effect(df: pd.DataFrame, model: str, metric: str = "test_acc") -> Comparison | None:
+    """fp32 − bf16 at the last epoch, paired by seed, from a precision grid's records of ``model``."""
+    sub = df[df["model"] == model] if len(df) else df
+    if sub.empty:
+        return None
+    fp32, bf16 = (final_values(sub[sub["precision"] == p], model, metric) for p in ("fp32", "bf16"))
+    seeds = fp32.index.intersection(bf16.index)
+    if len(seeds) == 0:
+        return None
+    s = _scale(metric)
+    return stats.paired_t(list(fp32[seeds] * s), list(bf16[seeds] * s))

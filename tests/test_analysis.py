@@ -103,11 +103,3 @@ def test_records_coverage_and_missing_note() -> None:
     assert "run `python -m resnet_nb grid run report` (it trains" in full
     assert records.hardware_text(df) == "Test GPU (bf16)"
     assert records.provenance_table(df)["runs"].tolist() == [3]
-
-
-def test_conclusion_table_with_and_without_records() -> None:
-    table = claims.conclusion_table(make_results())
-    assert list(table.columns) == ["paper", "report", "this book (measured)", "note"]
-    assert "ResNet-56" in table.iloc[-1]["this book (measured)"]
-    empty = claims.conclusion_table(make_results().iloc[0:0])
-    assert empty["this book (measured)"].str.contains("no ").sum() >= 5

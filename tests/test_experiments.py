@@ -383,6 +383,15 @@ def test_precision_grid_pairs_fp32_and_bf16_per_seed() -> None:
     assert len({r.run_id for r in runs}) == 6
 
 
+def test_precision10_grid_full_recipe_depth_56_three_seeds() -> None:
+    runs = grid_runs("precision10")
+    assert len(runs) == 12 and {r.epochs for r in runs} == {None} and {r.recipe for r in runs} == {"report"}
+    assert {r.config_id for r in runs} == {"plain56_report_fp32", "plain56_report_bf16",
+                                           "resnet56-A_report_fp32", "resnet56-A_report_bf16"}
+    assert sorted({r.seed for r in runs}) == [0, 1, 2]
+    assert grid_runs("precision10", seeds=[4])[0].run_id == "plain56_report_fp32_s4"
+
+
 def test_run_precision_is_used_and_recorded(tiny_data, tmp_path: Path) -> None:
     run = RunConfig("t", "resnet8-A", "report", 0, epochs=1, train_size=100, precision="fp32")
     record = run_one(run, tiny_data, results=tmp_path, checkpoints=tmp_path / "ck", progress=False,

@@ -1,0 +1,137 @@
+"""The claims ledger: verbatim quotes, verdicts computed from (synthetic) records, generated text."""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resnet_nb import claims
+
+from .test_plots import make_results
+
+REPORT = Path(__file__).resolve().parents[2] / "shared" / "report" / "000_9660d8f9b998dae7.txt"
+
+
+@pytest.mark.skipif(not REPORT.exists(), reason="the report's text (../shared/report) is not beside this checkout")
+@pytest.mark.parametrize("key", list(claims.REPORT_CLAIMS))
+def test_report_claims_are_verbatim_quotes(key: str) -> None:
+    text = " ".join(REPORT.read_text(encoding="utf-8").split())
+    claim = claims.REPORT_CLAIMS[key]
+    assert " ".join(claim.text.split()) in text
+    section = claim.source.removeprefix("report §")
+    # the quote sits in the section it is attributed to (the next section heading comes after it)
+    start = text.index(" ".join(claim.text.split()))
+    headings = [(m.start(), m.group(1)) for m in re.finditer(r" (\d(?:\.\d)+) [A-Z]", text)]
+    before = [h for pos, h in headings if pos < start]
+    assert before and before[-1] == section
+
+
+def grid_frame(rng_seed: int = 0, seeds: int = 5, plain_drop: float = 8.0, b_offset: float = 0.0,
+               noise: float = 0.3) -> pd.DataFrame:
+    """Synthetic report-grid records: ResNet-A ~ 80 %, B = A + b_offset, plain = A − plain_drop · depth / 20 (points)."""
+    rng = np.random.default_rng(rng_seed)
+    acc: dict[str, list[float]] = {}
+    for d in claims.REPORT_DEPTHS:
+        base = 80.0 + 0.05 * (d - 20)
+        acc[f"resnet{d}-A"] = list((base + rng.normal(0, noise, seeds)) / 100)
+        acc[f"resnet{d}-B"] = list((base + b_offset + rng.normal(0, noise, seeds)) / 100)
+        acc[f"plain{d}"] = list((base - plain_drop * d / 20 + rng.normal(0, noise, seeds)) / 100)
+    for key, level in (("tv-resnet18-imagenet", 76.0), ("tv-resnet18-cifar", 81.0)):
+        acc[key] = list((level + rng.normal(0, noise, seeds)) / 100)
+    return make_results(acc, seeds=seeds, epochs=2)
+
+
+def by_scope(findings: list[claims.Finding]) -> dict[str, claims.Finding]:
+    return {f.scope: f for f in findings}
+
+
+def test_ledger_verdicts_on_clear_synthetic_records() -> None:
+    f = by_scope(claims.ledger(grid_frame()))
+    assert f["ResNet-20 (A) − torchvision ResNet-18 (ImageNet stem)"].verdict == "reproduced"
+    assert f["same, CIFAR stem: ResNet-20 (A) − ResNet-18 (CIFAR stem)"].verdict == "contradicted"
+    assert f["ResNet-56 (A) − ResNet-20 (A)"].verdict == "reproduced"  # +1.8 pt with 0.3 pt noise
+    for d in claims.REPORT_DEPTHS:
+        assert f[f"depth {d}: ResNet (A) − plain"].verdict == "reproduced"
+        assert f[f"depth {d}: A − B (similar: within ± 1 pt)"].verdict == "reproduced"
+    assert f["'especially when the depth is large': gap at 56 − gap at 20"].verdict == "reproduced"
+    assert f["report protocol: plain-20 − plain-56"].verdict == "reproduced"
+    assert f["paper protocol: plain-20 − plain-56"].verdict == "inconclusive"
+    assert f["paper protocol: plain-20 − plain-56"].reason == "no records"
+
+
+def test_ledger_numbers_match_a_direct_computation() -> None:
+    df = grid_frame(rng_seed=4)
+    f = by_scope(claims.ledger(df))
+    last = df[df["epoch"] == 2]
+    r = last[last["model"] == "resnet56-A"].set_index("seed")["test_acc"]
+    p = last[last["model"] == "plain56"].set_index("seed")["test_acc"]
+    d = 100 * (r - p)
+    finding = f["depth 56: ResNet (A) − plain"]
+    assert finding.comparison.estimate == pytest.approx(d.mean())
+    half = 2.7764451052 * d.std(ddof=1) / math.sqrt(5)
+    assert finding.comparison.lo == pytest.approx(d.mean() - half)
+    assert finding.n_text() == "5"
+    # the averaged relative improvement: mean over depths of 100 (R - P) / P from the seed means
+    means = last.groupby("model")["test_acc"].mean()
+    expected = np.mean([100 * (means[f"resnet{k}-A"] - means[f"plain{k}"]) / means[f"plain{k}"]
+                        for k in claims.REPORT_DEPTHS])
+    imp = f["accuracy improvement, mean over depths (claimed 28 %)"]
+    assert imp.comparison.estimate == pytest.approx(expected)
+    assert imp.comparison.lo < expected < imp.comparison.hi
+
+
+def test_value_claims_can_be_contradicted_and_b_better_contradicts_a_better() -> None:
+    f = by_scope(claims.ledger(grid_frame(b_offset=1.5)))
+    assert f["A − B, mean over depths 20–56 per seed"].verdict == "contradicted"
+    assert f["depth 20: A − B (similar: within ± 1 pt)"].verdict in ("contradicted", "inconclusive")
+    # the synthetic plain nets lose 8-22 points: the mean relative improvement is far from 28 % at 5 seeds
+    assert f["accuracy improvement, mean over depths (claimed 28 %)"].verdict == "contradicted"
+
+
+def test_one_seed_is_inconclusive_and_no_records_is_said() -> None:
+    findings = claims.ledger(grid_frame(seeds=1))
+    assert {x.verdict for x in findings} == {"inconclusive"}
+    assert all(("fewer than 3" in x.reason) or x.reason in ("no records", "no interval") for x in findings)
+    empty = claims.ledger(grid_frame().iloc[0:0])
+    assert all(x.estimate_text() == "no records" for x in empty)
+
+
+def test_ledger_table_has_no_missing_values_and_chapter_text() -> None:
+    findings = claims.ledger(grid_frame())
+    table = claims.ledger_table(findings)
+    assert not table.isna().any().any() and len(table) == len(findings)
+    assert set(table["verdict"]) <= {"reproduced", "contradicted", "inconclusive"}
+    text = claims.chapter_findings(findings, "07_resnet_vs_plain")
+    assert text.startswith("**What the records show**") and text.count("\n* ") == 7
+    assert "**reproduced**" in text and "report §2.5" in text
+    assert "No claim" in claims.chapter_findings(findings, "03_residual_blocks")
+    assert sum(claims.verdict_counts(findings).values()) == len(findings)
+
+
+def test_seed_check_prediction_interval() -> None:
+    df = make_results({"plain56": [0.50, 0.52, 0.53, 0.51, 0.40]}, seeds=5, epochs=1)
+    check = claims.seed_check(df, "plain56", 4)
+    others = [50.0, 52.0, 53.0, 51.0]
+    half = 3.1824463 * float(np.std(others, ddof=1)) * math.sqrt(1 + 1 / 4)  # t_{3, 0.975}
+    assert check.value == pytest.approx(40.0) and check.verdict == "outside"
+    assert (check.lo, check.hi) == (pytest.approx(51.5 - half), pytest.approx(51.5 + half))
+    assert claims.seed_check(df, "plain56", 0).verdict == "inside"
+    assert "outside" in check.text() and "40.00" in check.text()
+    few = claims.seed_check(make_results({"plain56": [0.5, 0.4]}, seeds=2, epochs=1), "plain56", 0)
+    assert few.verdict == "too few other seeds" and "too few" in few.text()
+    assert claims.seed_check(df, "plain56", 9) is None
+
+
+def test_precision_effect_pairs_fp32_with_bf16_by_seed() -> None:
+    fp32 = make_results({"resnet20-A": [0.60, 0.62, 0.64]}, seeds=3, epochs=1)
+    bf16 = make_results({"resnet20-A": [0.61, 0.62, 0.66]}, seeds=3, epochs=1)
+    fp32["precision"] = "fp32"
+    df = pd.concat([fp32, bf16], ignore_index=True)
+    cmp = claims.precision_effect(df, "resnet20-A")
+    assert cmp.estimate == pytest.approx(-1.0) and cmp.n == (3,) and cmp.test == "paired t"
+    assert claims.precision_effect(df, "plain56") is None
