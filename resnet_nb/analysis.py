@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .experiments import summarize
-from .models import ModelSpec, build_model, count_macs, forward_probe, model_table
+from .models import ModelSpec, build_model, count_macs, forward_probe, he_init, model_table
 
 SIG_DIGITS = 4
 
@@ -65,32 +65,71 @@ def gradient_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[d
 
 
 def init_gradients(depths: Sequence[int] = (20, 56), archs: Sequence[str] = ("plain", "resnet"),
-                   batch_size: int = 32, seed: int = 0) -> pd.DataFrame:
-    """Per-layer gradient norms at initialisation (PyTorch default init, float64), plain vs residual.
+                   batch_size: int = 32, seed: int = 0, inits: Sequence[str] = ("default",)) -> pd.DataFrame:
+    """Per-layer gradient norms at initialisation (float64), plain vs residual, for each init scheme.
 
-    Each model is built after ``torch.manual_seed(seed)`` and sees the same random batch.
+    ``inits``: ``default`` (PyTorch's: what the report used) and/or ``he`` (Kaiming normal, fan-out:
+    what the paper used). Each model is built after ``torch.manual_seed(seed)`` and sees the same
+    random batch. A random batch measures how the architecture and the init scale gradients on
+    the way back, before any learning; it cannot show how gradients behave on real images or
+    after training has started.
     """
     x, y = random_batch(batch_size, seed)
     frames = []
-    for depth in depths:
-        for arch in archs:
-            spec = ModelSpec("resnet", depth, "A") if arch == "resnet" else ModelSpec("plain", depth)
-            torch.manual_seed(seed)
-            model = build_model(spec).double()
-            rows = gradient_norms(model, x, y)
-            frames.append(pd.DataFrame(rows).assign(model=spec.key, arch=spec.arch, depth=depth))
+    for init in inits:
+        if init not in ("default", "he"):
+            raise ValueError(f"init must be 'default' or 'he', got {init!r}")
+        for depth in depths:
+            for arch in archs:
+                spec = ModelSpec("resnet", depth, "A") if arch == "resnet" else ModelSpec("plain", depth)
+                torch.manual_seed(seed)
+                model = build_model(spec)
+                if init == "he":
+                    he_init(model)
+                rows = gradient_norms(model.double(), x, y)
+                frames.append(pd.DataFrame(rows).assign(model=spec.key, arch=spec.arch, depth=depth, init=init))
     return pd.concat(frames, ignore_index=True)
 
 
 def gradient_summary(grads: pd.DataFrame) -> pd.DataFrame:
-    """Per model: gradient norm at the first conv, the last conv and the classifier, and first/last-conv ratio."""
+    """Per model and init: gradient norm at the first conv, the last conv and the classifier, and first/last.
+
+    A first/last ratio far above 1 means the gradient *grows* on its way back to the input
+    (exploding), far below 1 that it shrinks (vanishing); near 1, it keeps its size.
+    """
     rows = []
-    for model, g in grads.groupby("model", sort=False):
+    init_col = grads["init"] if "init" in grads else pd.Series("default", index=grads.index)
+    for (init, model), g in grads.assign(init=init_col).groupby(["init", "model"], sort=False):
         convs = g.iloc[:-1]  # every main-path layer but the classifier
         first, last = convs["grad_norm"].iloc[0], convs["grad_norm"].iloc[-1]
-        rows.append({"model": model, "depth": int(g["depth"].iloc[0]), "first conv": first, "last conv": last,
-                     "classifier": g["grad_norm"].iloc[-1], "first / last conv": sig(first / last)})
-    return pd.DataFrame(rows).set_index("model")
+        rows.append({"init": init, "model": model, "depth": int(g["depth"].iloc[0]), "first conv": first,
+                     "last conv": last, "classifier": g["grad_norm"].iloc[-1], "first / last conv": sig(first / last)})
+    return pd.DataFrame(rows)
+
+
+def gradient_reading(summary: pd.DataFrame) -> str:
+    """Markdown: what the first/last ratios in ``summary`` say, per init, generated from the numbers."""
+    lines = []
+    for init, g in summary.groupby("init", sort=False):
+        plain = g[g["model"].str.startswith("plain")].sort_values("depth")
+        res = g[g["model"].str.startswith("resnet")].sort_values("depth")
+        if plain.empty or res.empty:
+            continue
+        deep_p, deep_r = plain.iloc[-1], res.iloc[-1]
+        name = "PyTorch default init" if init == "default" else "He init"
+        trend = ("grows with depth" if plain["first / last conv"].is_monotonic_increasing else "changes with depth")
+        lines.append(f"* **{name}**: in the plain nets the ratio {trend}, from {plain.iloc[0]['first / last conv']:g} "
+                     f"(depth {int(plain.iloc[0]['depth'])}) to {deep_p['first / last conv']:g} (depth "
+                     f"{int(deep_p['depth'])}): the gradient at the first layer is "
+                     f"{_times(deep_p['first / last conv'])} the last conv's. In the ResNet of depth "
+                     f"{int(deep_r['depth'])} it is {_times(deep_r['first / last conv'])}.")
+    return "\n".join(lines)
+
+
+def _times(ratio: float) -> str:
+    if ratio >= 100:
+        return f"{ratio:,.0f}×"
+    return f"{ratio:.3g}×" if ratio >= 1 else f"1/{1 / ratio:.3g} of"
 
 
 def layer_responses(model: nn.Module, x: torch.Tensor) -> pd.DataFrame:

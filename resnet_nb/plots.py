@@ -128,7 +128,7 @@ def caption(df: pd.DataFrame) -> str:
     seeds_text = (f"{seeds.min()} seed{'s' if seeds.min() > 1 else ''} per configuration" if seeds.min() == seeds.max()
                   else f"{seeds.min()}–{seeds.max()} seeds per configuration")
     if seeds.max() > 1:
-        seeds_text += " (mean ± std)"
+        seeds_text += " (mean and its 95 % t-interval)"
     hardware = hardware_text(df)
     variants = sorted(df["dataset_variant"].unique())
     data = ", ".join("CIFAR-10 JPEG copy (q≈75, not the original pixels)" if v == "jpeg"
@@ -185,22 +185,32 @@ def _scale(metric: str) -> float:
     return 100.0 if metric.endswith("_acc") else 1.0
 
 
+def ci_half_width(std: float, n: int, level: float = 0.95) -> float:
+    """Half-width of the t-interval of a mean of ``n`` seeds (0 where n < 2: no interval to draw)."""
+    from scipy import stats as sps
+
+    if n < 2 or math.isnan(std):
+        return 0.0
+    return float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)
+
+
 def _curve_stats(df: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
     stats = df[df["model"] == model].groupby("epoch")[metric].agg(["mean", "std", "count"]).sort_index()
     return stats * [_scale(metric), _scale(metric), 1]
 
 
 def _band_xy(stats: pd.DataFrame) -> tuple[list[float], list[float]]:
-    std = stats["std"].fillna(0.0)
+    """The 95 % t-interval of the mean over seeds, per epoch, as a closed polygon."""
+    half = pd.Series([ci_half_width(sd, int(n)) for sd, n in zip(stats["std"], stats["count"])], index=stats.index)
     x = list(stats.index) + list(stats.index[::-1])
-    y = list(stats["mean"] + std) + list((stats["mean"] - std)[::-1])
+    y = list(stats["mean"] + half) + list((stats["mean"] - half)[::-1])
     return x, y
 
 
 def learning_curves(df: pd.DataFrame, models: Sequence[str] | None = None,
                     metrics: Sequence[str] = ("test_acc", "test_loss", "train_acc", "train_loss"),
                     depth_menu: bool = False, title: str = "Learning curves") -> go.Figure:
-    """Metric vs epoch, one line per model (mean over seeds) with a ± std band where n > 1.
+    """Metric vs epoch, one line per model (mean over seeds) with its 95 % interval band where n > 1.
 
     A dropdown switches the metric (first of ``metrics`` shown first); with ``depth_menu`` a
     second dropdown shows one depth at a time (or all).
@@ -247,7 +257,12 @@ def learning_curves(df: pd.DataFrame, models: Sequence[str] | None = None,
 def final_metric_chart(df: pd.DataFrame, models: Sequence[str] | None = None,
                        metrics: Sequence[str] = ("test_acc", "test_loss", "train_acc", "train_loss"),
                        epoch: int | None = None, title: str = "After the last epoch") -> go.Figure:
-    """Mean ± std (error bars) of each metric at ``epoch`` (default: last), x = depth, one line per family."""
+    """Mean and 95 % t-interval (error bars) of each metric at ``epoch`` (default: last), x = depth.
+
+    One trace per family. Points of a family are joined by a line only when every point has at
+    least two seeds: a line through single runs would draw seed noise as a trend across depth.
+    Single-seed points are drawn hollow, without error bars.
+    """
     from .experiments import summarize
 
     sub = df[df["model"].isin(models)] if models else df
@@ -261,21 +276,30 @@ def final_metric_chart(df: pd.DataFrame, models: Sequence[str] | None = None,
     ys, errs = {m: [] for m in metrics}, {m: [] for m in metrics}
     for family, rows in summary.sort_values("depth").groupby("family", sort=True):
         first = rows["model"].iloc[-1]
-        n_text = f"n={rows[f'{metrics[0]}_n'].min()}" + (f"–{rows[f'{metrics[0]}_n'].max()}"
-                                                          if rows[f"{metrics[0]}_n"].nunique() > 1 else "")
+        counts = rows[f"{metrics[0]}_n"].astype(int)
+        n_text = f"n={counts.min()}" + (f"–{counts.max()}" if counts.nunique() > 1 else "")
         for m in metrics:
             ys[m].append(list(rows[f"{m}_mean"] * _scale(m)))
-            errs[m].append({"type": "data", "array": list(rows[f"{m}_std"].fillna(0) * _scale(m)), "visible": True})
-        fig.add_trace(go.Scatter(x=[str(d) for d in rows["depth"]], y=ys[metrics[0]][-1], error_y=errs[metrics[0]][-1],
-                                 name=f"{names.get(family, family)} ({n_text})", mode="lines+markers",
-                                 line={"color": config_color(first), "dash": _dash(first)}, marker={"size": 9}))
+            errs[m].append({"type": "data", "visible": True,
+                            "array": [ci_half_width(sd * _scale(m), int(n))
+                                      for sd, n in zip(rows[f"{m}_std"], rows[f"{m}_n"])]})
+        joined = bool((counts >= 2).all())
+        fig.add_trace(go.Scatter(
+            x=[str(d) for d in rows["depth"]], y=ys[metrics[0]][-1], error_y=errs[metrics[0]][-1],
+            name=f"{names.get(family, family)} ({n_text})", mode="lines+markers" if joined else "markers",
+            line={"color": config_color(first), "dash": _dash(first)},
+            marker={"size": 10, "symbol": ["circle" if n >= 2 else "circle-open" for n in counts],
+                    "line": {"width": 2, "color": config_color(first)}},
+            customdata=list(counts), hovertemplate="depth %{x}: %{y:.2f} (n=%{customdata})<extra></extra>"))
     fig.update_layout(updatemenus=[{"buttons": [{"label": METRICS[m], "method": "update",
                                                  "args": [{"y": ys[m], "error_y": errs[m]}, {"yaxis.title.text": METRICS[m]}]}
                                                 for m in metrics], "x": 0.0, "xanchor": "left",
                                     "yanchor": "bottom"}] if len(metrics) > 1 else [])
     fig.update_xaxes(title_text="depth (weight layers)", type="category")
     fig.update_yaxes(title_text=METRICS[metrics[0]])
-    return _layout(fig, title, caption(sub), height=480)
+    note = (caption(sub) + " · error bars: 95 % t-interval over seeds; hollow points: one seed, no interval, "
+            "not joined")
+    return _layout(fig, title, note, height=480)
 
 
 def format_summary(summary: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "test_loss")) -> pd.DataFrame:
@@ -302,23 +326,29 @@ def table_figure(table: pd.DataFrame, title: str = "", note: str = "") -> go.Fig
 
 
 def gradient_figure(grads: pd.DataFrame, value: str = "grad_norm") -> go.Figure:
-    """Per-layer gradient norm vs layer index (log scale), one line per model, a depth dropdown."""
+    """Per-layer gradient norm vs layer index (log scale), one line per model and init, an init dropdown."""
     fig = go.Figure()
-    depths = []
-    for model, rows in grads.groupby("model", sort=False):
-        fig.add_trace(go.Scatter(x=list(rows["layer"]), y=list(rows[value]), name=model, mode="lines+markers",
-                                 line={"color": config_color(model), "dash": _dash(model)}, marker={"size": 5},
-                                 hovertemplate=f"{model}<br>layer %{{x}}: %{{y:.4g}}<extra></extra>"))
-        depths.append(int(rows["depth"].iloc[0]))
-    buttons = [{"label": "all depths", "method": "restyle", "args": [{"visible": [True] * len(depths)}]}]
-    buttons += [{"label": f"depth {d}", "method": "restyle", "args": [{"visible": [dd == d for dd in depths]}]}
-                for d in sorted(set(depths))]
+    inits = []
+    init_col = grads["init"] if "init" in grads else pd.Series("default", index=grads.index)
+    for (init, model), rows in grads.assign(init=init_col).groupby(["init", "model"], sort=False):
+        fig.add_trace(go.Scatter(x=list(rows["layer"]), y=list(rows[value]), name=f"{model}, {init} init",
+                                 mode="lines+markers", line={"color": config_color(model), "dash": _dash(model)},
+                                 marker={"size": 5},
+                                 hovertemplate=f"{model} ({init} init)<br>layer %{{x}}: %{{y:.4g}}<extra></extra>"))
+        inits.append(init)
+    labels = {"default": "PyTorch default init", "he": "He init (the paper's)"}
+    buttons = [{"label": labels.get(i, i), "method": "restyle", "args": [{"visible": [j == i for j in inits]}]}
+               for i in dict.fromkeys(inits)]
+    if len(buttons) > 1:
+        buttons.append({"label": "both inits", "method": "restyle", "args": [{"visible": [True] * len(inits)}]})
+        for trace, init in zip(fig.data, inits):
+            trace.visible = init == inits[0]
     fig.update_layout(updatemenus=[{"buttons": buttons, "x": 0.0, "xanchor": "left"}])
     fig.update_xaxes(title_text="weight layer (1 = first conv, last = classifier)")
     label = "‖∂L/∂W‖ (Frobenius norm)" if value == "grad_norm" else "‖∂L/∂W‖ / ‖W‖"
     fig.update_yaxes(title_text=label, type="log")
-    note = ("computed live: one batch of 16 standard-normal 32×32 images with random labels, PyTorch default init, "
-            "float64, BN in training mode (the first step of training)")
+    note = ("computed live: one batch of standard-normal 32×32 images with random labels (not real images), "
+            "float64, BN in training mode (the first step of training), before any update")
     return _layout(fig, "Gradient norms at initialisation", note)
 
 

@@ -26,10 +26,28 @@ def test_init_gradients_one_row_per_weight_layer_and_deterministic() -> None:
     assert (grads.groupby("model").size() == 8).all()  # 7 convs + the classifier
     assert (grads["grad_norm"] > 0).all()
     pd.testing.assert_frame_equal(grads, analysis.init_gradients(depths=(8,), batch_size=4))
-    summary = analysis.gradient_summary(grads)
-    assert list(summary.index) == ["plain8", "resnet8-A"]
+    summary = analysis.gradient_summary(grads).set_index("model")
+    assert list(summary.index) == ["plain8", "resnet8-A"] and set(summary["init"]) == {"default"}
     assert summary.loc["plain8", "first / last conv"] == pytest.approx(
         summary.loc["plain8", "first conv"] / summary.loc["plain8", "last conv"], rel=1e-3)
+
+
+def test_he_init_gradients_and_the_generated_reading() -> None:
+    grads = analysis.init_gradients(depths=(8, 14), batch_size=4, inits=("default", "he"))
+    assert set(grads["init"]) == {"default", "he"} and len(grads) == 2 * (8 + 8 + 14 + 14)
+    default = grads[(grads["init"] == "default") & (grads["model"] == "plain14")]["grad_norm"].to_numpy()
+    he = grads[(grads["init"] == "he") & (grads["model"] == "plain14")]["grad_norm"].to_numpy()
+    assert not (default == he).all()  # He init really re-initialises the weights
+    summary = analysis.gradient_summary(grads)
+    ratio = summary.set_index(["init", "model"])["first / last conv"]
+    for init in ("default", "he"):  # the plain net's first-layer gradient grows with depth, faster than the ResNet's
+        assert ratio[(init, "plain14")] > ratio[(init, "plain8")]
+        assert ratio[(init, "plain14")] > ratio[(init, "resnet14-A")]
+    text = analysis.gradient_reading(summary)
+    assert text.count("\n") == 1 and "He init" in text and "PyTorch default init" in text
+    assert f"{ratio[('he', 'plain14')]:g}" in text
+    with pytest.raises(ValueError, match="init must be"):
+        analysis.init_gradients(depths=(8,), inits=("xavier",))
 
 
 def test_layer_responses_one_per_3x3_layer_and_hooks_removed() -> None:

@@ -39,7 +39,7 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
 def test_caption_names_protocol_seeds_hardware_and_data() -> None:
     text = plots.caption(make_results())
     assert "'report' recipe" in text and "Adam" in text and "batch 32" in text and "3 epochs" in text
-    assert "2 seeds per configuration (mean ± std)" in text
+    assert "2 seeds per configuration (mean and its 95 % t-interval)" in text
     assert "Test GPU (bf16)" in text
     assert "JPEG" in text
 
@@ -84,8 +84,26 @@ def test_final_metric_chart_error_bars() -> None:
     assert names == ["ResNet, option A (n=2)", "plain (n=2)"] or sorted(names) == sorted(
         ["ResNet, option A (n=2)", "plain (n=2)"])
     resnet = next(t for t in fig.data if t.name.startswith("ResNet"))
-    assert list(resnet.x) == ["20", "56"]
-    assert resnet.error_y.array[0] == pytest.approx(pd.Series([80.0, 82.0]).std())
+    assert list(resnet.x) == ["20", "56"] and resnet.mode == "lines+markers"
+    # 95 % t-interval of a mean of 2 seeds: t_{1, 0.975} = 12.7062 times s / sqrt(2)
+    assert resnet.error_y.array[0] == pytest.approx(12.7062047 * pd.Series([80.0, 82.0]).std() / 2 ** 0.5)
+    assert "95 % t-interval" in fig.layout.annotations[-1].text
+
+
+def test_final_metric_chart_does_not_join_single_seed_points() -> None:
+    df = make_results({"resnet20-A": [0.80, 0.82, 0.81], "resnet56-A": [0.79]}, seeds=3)
+    fig = plots.final_metric_chart(df, ["resnet20-A", "resnet56-A"])
+    (trace,) = fig.data
+    assert trace.mode == "markers" and trace.name == "ResNet, option A (n=1–3)"
+    assert list(trace.marker.symbol) == ["circle", "circle-open"]
+    assert trace.error_y.array[1] == 0  # one seed: no interval
+
+
+def test_learning_curve_band_is_the_95_interval() -> None:
+    df = make_results({"resnet20-A": [0.80, 0.82, 0.84]}, seeds=3, epochs=1)
+    band = plots.learning_curves(df, ["resnet20-A"]).data[0]
+    half = 4.30265273 * 2.0 / 3 ** 0.5  # t_{2, 0.975} * s / sqrt(n), s = 2 points
+    assert max(band.y) == pytest.approx(82.0 + half) and min(band.y) == pytest.approx(82.0 - half)
 
 
 def test_format_summary_strings() -> None:
@@ -128,5 +146,9 @@ def test_table_and_analysis_figures() -> None:
     grads = pd.DataFrame({"model": ["plain8"] * 2 + ["resnet8-A"] * 2, "depth": 8, "layer": [1, 2, 1, 2],
                           "grad_norm": [1.0, 2.0, 1.5, 1.0]})
     assert fig is not None and len(plots.gradient_figure(grads).data) == 2
+    two = plots.gradient_figure(pd.concat([grads.assign(init="default"), grads.assign(init="he")]))
+    assert [t.visible for t in two.data] == [True, True, False, False]  # opens on the default init
+    assert [b.label for b in two.layout.updatemenus[0].buttons] == [
+        "PyTorch default init", "He init (the paper's)", "both inits"]
     responses = grads.rename(columns={"grad_norm": "response_std"}).assign(rank=[2, 1, 1, 2])
     assert len(plots.response_figure(responses, note="n").layout.updatemenus[0].buttons) == 2
