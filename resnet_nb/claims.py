@@ -355,3 +355,47 @@ def precision_effect(df: pd.DataFrame, model: str, metric: str = "test_acc") -> 
         return None
     s = _scale(metric)
     return stats.paired_t(list(fp32[seeds] * s), list(bf16[seeds] * s))
+
+
+def ledger_markdown(findings: Sequence[Finding]) -> str:
+    """The ledger for the conclusion page: each claim quoted once, then one bullet per finding."""
+    counts = verdict_counts(findings)
+    lines = [f"**{len(findings)} findings**: {counts['reproduced']} reproduced, {counts['contradicted']} "
+             f"contradicted, {counts['inconclusive']} inconclusive.", ""]
+    seen: list[str] = []
+    for f in findings:
+        key = f"{f.claim.source}|{f.claim.key}"
+        if key not in seen:
+            seen.append(key)
+            kind = "quoted" if f.claim.source.startswith("report") else "paraphrased"
+            lines += ["", f"*{f.claim.source}* ({kind}):", "", f"> {f.claim.text}", ""]
+        lines.append(f"* {f.scope} ({f.measure}): {f.estimate_text()}, n = {f.n_text()}, {f.test_text()} "
+                     f"→ **{f.verdict}** ({f.reason})")
+    return "\n".join(lines)
+
+
+def rank_sentence(df: pd.DataFrame, model: str) -> str:
+    """Where ``model`` ranks among every configuration of ``df`` by mean final test accuracy and test loss."""
+    last = df[df["epoch"] == df.groupby("run_id")["epoch"].transform("max")] if len(df) else df
+    if last.empty or model not in set(last["model"]):
+        return f"{model}: no records."
+    means = last.groupby("model")[["test_acc", "test_loss", "train_acc"]].mean()
+    n = int((last["model"] == model).sum())
+    acc_rank = int(means["test_acc"].rank(ascending=False, method="min")[model])
+    loss_rank = int(means["test_loss"].rank(ascending=True, method="min")[model])
+    row = means.loc[model]
+    return (f"{model} (n = {n}) ranks {acc_rank} of {len(means)} configurations by test accuracy "
+            f"({100 * row['test_acc']:.2f} %, highest first) and {loss_rank} of {len(means)} by test loss "
+            f"({row['test_loss']:.3f}, lowest first); its training accuracy is {100 * row['train_acc']:.2f} %.")
+
+
+def run_table(df: pd.DataFrame, model: str) -> pd.DataFrame:
+    """One row per seed of ``model``: device, precision, final training and test accuracy (%)."""
+    last = df[(df["model"] == model)] if len(df) else df
+    if last.empty:
+        return pd.DataFrame(columns=["seed", "device", "precision", "training accuracy (%)", "test accuracy (%)"])
+    last = last[last["epoch"] == last.groupby("run_id")["epoch"].transform("max")].sort_values("seed")
+    return pd.DataFrame({"seed": last["seed"].astype(int), "device": last["device_name"],
+                         "precision": last["precision"],
+                         "training accuracy (%)": (100 * last["train_acc"]).round(2),
+                         "test accuracy (%)": (100 * last["test_acc"]).round(2)}).set_index("seed")

@@ -315,6 +315,36 @@ def format_summary(summary: pd.DataFrame, metrics: Sequence[str] = ("test_acc", 
     return out.set_index("model")
 
 
+def interval_table(df: pd.DataFrame, models: Sequence[str],
+                   metrics: Sequence[str] = ("test_acc", "test_loss")) -> pd.DataFrame:
+    """Per model (rows in the given order): each metric at the last epoch as ``mean [95 % interval]``, and n.
+
+    Accuracies in %, losses in nats. One seed gives the value and "(one seed)" instead of an
+    interval; a model without records says so. No NaN reaches the page.
+    """
+    from . import stats
+    from .claims import final_values
+
+    rows = []
+    for model in models:
+        row: dict[str, object] = {"model": model}
+        n = 0
+        for m in metrics:
+            values = final_values(df, model, m) * _scale(m)
+            n = max(n, len(values))
+            digits = 2 if m.endswith("_acc") else 3
+            if values.empty:
+                row[METRICS[m]] = "no records"
+            elif len(values) == 1:
+                row[METRICS[m]] = f"{values.iloc[0]:.{digits}f} (one seed)"
+            else:
+                iv = stats.t_interval(list(values))
+                row[METRICS[m]] = f"{iv.mean:.{digits}f} [{iv.lo:.{digits}f}, {iv.hi:.{digits}f}]"
+        row["seeds"] = n
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("model")
+
+
 def table_figure(table: pd.DataFrame, title: str = "", note: str = "") -> go.Figure:
     """A plotly table of a (small) DataFrame, index included."""
     frame = table.reset_index() if table.index.name else table

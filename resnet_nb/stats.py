@@ -139,7 +139,7 @@ def prediction_interval(values: Sequence[float], level: float = LEVEL) -> tuple[
 
 def _too_few(cmp: Comparison, min_seeds: int) -> str | None:
     if min(cmp.n) < min_seeds:
-        return f"n = {'/'.join(map(str, cmp.n))} seeds, fewer than {min_seeds}"
+        return f"n = {'/'.join(map(str, cmp.n))} seed(s), fewer than {min_seeds}"
     if math.isnan(cmp.lo) or math.isnan(cmp.hi):
         return "no interval"
     return None

@@ -135,3 +135,23 @@ def test_precision_effect_pairs_fp32_with_bf16_by_seed() -> None:
     cmp = claims.precision_effect(df, "resnet20-A")
     assert cmp.estimate == pytest.approx(-1.0) and cmp.n == (3,) and cmp.test == "paired t"
     assert claims.precision_effect(df, "plain56") is None
+
+
+def test_ledger_markdown_quotes_each_claim_once_and_counts_verdicts() -> None:
+    findings = claims.ledger(grid_frame())
+    text = claims.ledger_markdown(findings)
+    counts = claims.verdict_counts(findings)
+    assert text.startswith(f"**{len(findings)} findings**: {counts['reproduced']} reproduced")
+    assert text.count("> " + claims.REPORT_CLAIMS["plain_worse"].text) == 1
+    assert text.count("\n* ") == len(findings)
+
+
+def test_rank_sentence_and_run_table() -> None:
+    df = make_results({"resnet20-A": [0.80, 0.82], "plain20": [0.60, 0.62], "tv-resnet18-cifar": [0.85]})
+    text = claims.rank_sentence(df, "tv-resnet18-cifar")
+    assert "ranks 1 of 3 configurations by test accuracy (85.00 %" in text and "3 of 3 by test loss" not in text
+    assert "ranks 1 of 3" in text and "(n = 1)" in text
+    assert claims.rank_sentence(df, "plain56") == "plain56: no records."
+    table = claims.run_table(df, "plain20")
+    assert list(table.index) == [0, 1] and list(table["test accuracy (%)"]) == [60.0, 62.0]
+    assert list(table["device"]) == ["Test GPU", "Test GPU"]

@@ -152,3 +152,14 @@ def test_table_and_analysis_figures() -> None:
         "PyTorch default init", "He init (the paper's)", "both inits"]
     responses = grads.rename(columns={"grad_norm": "response_std"}).assign(rank=[2, 1, 1, 2])
     assert len(plots.response_figure(responses, note="n").layout.updatemenus[0].buttons) == 2
+
+
+def test_interval_table_formats_means_intervals_and_single_seeds() -> None:
+    df = make_results({"resnet20-A": [0.80, 0.82, 0.84], "plain20": [0.60]}, seeds=3)
+    table = plots.interval_table(df, ["resnet20-A", "plain20", "plain56"])
+    acc = plots.METRICS["test_acc"]
+    half = 4.30265273 * 2.0 / 3 ** 0.5
+    assert table.loc["resnet20-A", acc] == f"82.00 [{82 - half:.2f}, {82 + half:.2f}]"
+    assert table.loc["plain20", acc] == "60.00 (one seed)"
+    assert table.loc["plain56", acc] == "no records" and table.loc["plain56", "seeds"] == 0
+    assert list(table["seeds"]) == [3, 1, 0] and not table.isna().any().any()

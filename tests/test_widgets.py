@@ -92,3 +92,18 @@ def test_results_explorer_rerenders_on_change() -> None:
     assert figure["layout"]["yaxis"]["title"]["text"] == plots.METRICS["train_loss"]
     assert widgets.results_explorer(make_results().iloc[0:0]) is not None
     assert widgets.model_family("resnet44-B") == "resnet-B" and widgets.model_family("plain56") == "plain"
+
+
+def test_smoke_check_names_structure_not_numbers_and_refuses_malformed_runs() -> None:
+    budget = live.BUDGETS["smoke"]
+    frame = make_results({"resnet20-A": [0.3]}, seeds=1, epochs=budget.epochs)
+    line = live.smoke_check(frame, budget)
+    assert line == ("resnet20-A: trained live for 2 epoch(s) on 500 images (budget 'smoke'): history complete, "
+                    "metrics finite, accuracies in [0, 1].")
+    short = frame[frame["epoch"] == 1]
+    with pytest.raises(AssertionError, match="expected 1..2"):
+        live.smoke_check(short, budget)
+    bad = frame.copy()
+    bad.loc[bad.index[-1], "test_loss"] = float("nan")
+    with pytest.raises(AssertionError, match="non-finite test_loss"):
+        live.smoke_check(bad, budget)
