@@ -85,3 +85,13 @@ def epoch_seconds(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
     out["seconds per epoch"] = out["seconds per epoch"].round(2)
     out["std"] = out["std"].round(2)
     return out
+
+
+def grid_status(df: pd.DataFrame, grid: str) -> str:
+    """One Markdown sentence: how many runs of ``grid`` have a record, and the command that makes the rest."""
+    runs = grid_runs(grid)
+    done = len(set(df["run_id"]) & {r.run_id for r in runs}) if len(df) else 0
+    if done == len(runs):
+        return f"Grid `{grid}`: all {len(runs)} runs have a record."
+    return (f"Grid `{grid}`: {done} of {len(runs)} runs have a record; `python -m resnet_nb grid run {grid}` "
+            "makes the rest (a GPU is the place for it: `scripts/gpu_session.sh`).")

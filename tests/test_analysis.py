@@ -121,3 +121,11 @@ def test_records_coverage_and_missing_note() -> None:
     assert "run `python -m resnet_nb grid run report` (it trains" in full
     assert records.hardware_text(df) == "Test GPU (bf16)"
     assert records.provenance_table(df)["runs"].tolist() == [3]
+
+
+def test_grid_status_counts_runs_of_the_grid() -> None:
+    df = make_results({"plain56": [0.5]}, seeds=1)
+    assert records.grid_status(df, "precision10").startswith("Grid `precision10`: 0 of 12 runs have a record;")
+    df["run_id"] = "plain56_report_fp32_s0"
+    assert "1 of 12 runs" in records.grid_status(df, "precision10")
+    assert "0 of 6 runs" in records.grid_status(df.iloc[0:0], "precision")
