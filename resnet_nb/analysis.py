@@ -111,8 +111,9 @@ def gradient_reading(summary: pd.DataFrame) -> str:
     """Markdown: what the first/last ratios in ``summary`` say, per init, generated from the numbers."""
     lines = []
     for init, g in summary.groupby("init", sort=False):
-        plain = g[g["model"].str.startswith("plain")].sort_values("depth")
-        res = g[g["model"].str.startswith("resnet")].sort_values("depth")
+        family = g["model"].map(lambda k: ModelSpec.from_key(k).arch)
+        plain = g[family == "plain"].sort_values("depth")
+        res = g[family == "resnet"].sort_values("depth")
         if plain.empty or res.empty:
             continue
         deep_p, deep_r = plain.iloc[-1], res.iloc[-1]

@@ -174,6 +174,22 @@ class ModelSpec:
             return f"plain{self.depth}"
         return f"tv-resnet{self.depth}-{self.stem}"
 
+    @property
+    def family(self) -> str:
+        """``resnet-A``, ``resnet-B``, ``plain``, ``tv-imagenet`` or ``tv-cifar``: what colours and lines follow."""
+        if self.arch == "resnet":
+            return f"resnet-{self.shortcut}"
+        return "plain" if self.arch == "plain" else f"tv-{self.stem}"
+
+    @property
+    def label(self) -> str:
+        """For readers: ``ResNet-20 (A)``, ``plain-56``, ``torchvision ResNet-18 (CIFAR stem)``."""
+        if self.arch == "resnet":
+            return f"ResNet-{self.depth} ({self.shortcut})"
+        if self.arch == "plain":
+            return f"plain-{self.depth}"
+        return f"torchvision ResNet-{self.depth} ({'CIFAR' if self.stem == 'cifar' else 'ImageNet'} stem)"
+
     @classmethod
     def from_key(cls, key: str) -> "ModelSpec":
         """Inverse of :attr:`key`."""

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from .models import ModelSpec
 from .records import hardware_text
 from .train import RECIPES
 
@@ -89,16 +90,13 @@ def config_color(model: str) -> str:
     """The colour of a model key (``resnet20-A``, ``plain56``, ``tv-resnet18-cifar``...)."""
     if model in _TORCHVISION:
         return _TORCHVISION[model]
-    if model.startswith("plain"):
-        family, depth = "plain", int(model.removeprefix("plain"))
-    else:
-        depth_text, option = model.removeprefix("resnet").split("-")
-        family, depth = f"resnet-{option}", int(depth_text)
-    return _SHADES[family][_DEPTH_INDEX.get(depth, 3)]
+    spec = ModelSpec.from_key(model)
+    return _SHADES[spec.family][_DEPTH_INDEX.get(spec.depth, 3)]
 
 
 def _dash(model: str) -> str:
-    return "dash" if model.startswith("plain") else ("dot" if model.endswith("-B") else "solid")
+    family = ModelSpec.from_key(model).family
+    return "dash" if family == "plain" else ("dot" if family == "resnet-B" else "solid")
 
 
 def _recipe_text(name: str, epochs: Iterable[int]) -> str:

@@ -24,11 +24,8 @@ DEPTHS = (20, 32, 44, 56)
 
 def model_family(model: str) -> str:
     """``resnet-A``, ``resnet-B``, ``plain`` or ``torchvision`` for a model key."""
-    if model.startswith("plain"):
-        return "plain"
-    if model.startswith("resnet"):
-        return "resnet-" + model.rsplit("-", 1)[1]
-    return "torchvision"
+    family = ModelSpec.from_key(model).family
+    return "torchvision" if family.startswith("tv-") else family
 
 
 def show(out: w.Output, fig: go.Figure) -> None:

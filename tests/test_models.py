@@ -228,3 +228,13 @@ def test_he_init_std() -> None:
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             assert torch.equal(m.bias, torch.zeros_like(m.bias))
+
+
+@pytest.mark.parametrize(("key", "family", "label"), [
+    ("resnet20-A", "resnet-A", "ResNet-20 (A)"), ("resnet56-B", "resnet-B", "ResNet-56 (B)"),
+    ("plain44", "plain", "plain-44"), ("tv-resnet18-cifar", "tv-cifar", "torchvision ResNet-18 (CIFAR stem)"),
+    ("tv-resnet34-imagenet", "tv-imagenet", "torchvision ResNet-34 (ImageNet stem)"),
+])
+def test_model_spec_family_and_label(key: str, family: str, label: str) -> None:
+    spec = ModelSpec.from_key(key)
+    assert (spec.family, spec.label, spec.key) == (family, label, key)
