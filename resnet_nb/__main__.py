@@ -239,6 +239,9 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
         if holder is not None:
             print(f"  skip {run.run_id}: being run by {describe(holder)}", flush=True)
             continue
+        if record_path(run, args.results).exists():
+            print(f"  skip {run.run_id}: finished by another process", flush=True)
+            continue
         print(f"[{done + 1}/{limit}] {run.run_id}", flush=True)
         try:
             record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,

@@ -391,7 +391,8 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         train_loss, train_acc = loss_sum.item() / n, correct.item() / n
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, test, prec)
-        check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc, checkpoint)
+        check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc,
+                         Path(checkpoint) if checkpoint is not None else None)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
                "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
                "train_images_per_s": n / train_seconds}
@@ -414,8 +415,9 @@ class DivergedError(FloatingPointError):
 
 
 CHANCE_ACC = 0.1  # ten classes
-# Mean cross-entropy of a uniform guess is ln 10 = 2.30; ten times that means the logits have blown up.
-EXPLODED_LOSS = 10 * math.log(10)
+UNIFORM_LOSS = math.log(10)  # mean cross-entropy of guessing uniformly: 2.30
+EXPLODED_LOSS = 10 * UNIFORM_LOSS  # at chance accuracy: the logits have blown up
+BLOWN_UP_LOSS = 100 * UNIFORM_LOSS  # whatever the accuracy: the right class gets probability < e^-230
 NEAR_CHANCE = CHANCE_ACC + 0.05
 
 
@@ -423,16 +425,24 @@ def check_divergence(key: str, epoch: int, train_loss: float, train_acc: float, 
                      test_acc: float, checkpoint: Path | None = None) -> None:
     """Raise DivergedError when an epoch's numbers say the run diverged.
 
-    The rule: the train or test loss is not finite; or the loss has exploded (train or test
-    loss > ``EXPLODED_LOSS``, ten times that of guessing uniformly) while both accuracies stay
-    at chance (< ``NEAR_CHANCE``). A healthy run never shows either: its first-epoch loss is
-    already below ln 10. The checkpoint of the last good epoch is kept (it is written after this check).
+    The rule, checked after every epoch: (1) the train or test loss is not finite; or (2) the
+    train or test loss exceeds ``EXPLODED_LOSS`` (ten times the loss of a uniform guess) while
+    both accuracies stay at chance (< ``NEAR_CHANCE``); or (3) the mean *train* loss exceeds
+    ``BLOWN_UP_LOSS`` (a hundred times that of a uniform guess), whatever the accuracy, which
+    on a small test set can wander above chance by luck. A learning run never shows any of
+    these (its first-epoch train loss is below ln 10 + a little); a test loss alone may spike
+    for an epoch and recover, so it counts only at chance accuracy. The checkpoint of the last
+    good epoch is kept (this check runs before the epoch is checkpointed).
     """
-    nonfinite = not (math.isfinite(train_loss) and math.isfinite(test_loss))
-    exploded = max(train_loss, test_loss) > EXPLODED_LOSS and max(train_acc, test_acc) < NEAR_CHANCE
-    if nonfinite or exploded:
-        kept = f"; the last good epoch's checkpoint stays in {checkpoint}" if checkpoint is not None else ""
-        raise DivergedError(f"{key} diverged in epoch {epoch} (train loss {train_loss:.4g}, test loss "
-                            f"{test_loss:.4g}, train acc {train_acc:.3f}, test acc {test_acc:.3f}: "
-                            f"{'not finite' if nonfinite else 'loss exploded at chance accuracy'}); "
+    why = None
+    if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+        why = "loss not finite"
+    elif max(train_loss, test_loss) > EXPLODED_LOSS and max(train_acc, test_acc) < NEAR_CHANCE:
+        why = "loss exploded at chance accuracy"
+    elif train_loss > BLOWN_UP_LOSS:
+        why = f"train loss above {BLOWN_UP_LOSS:.0f}"
+    if why is not None:
+        kept = f"; the last good epoch's checkpoint stays in {checkpoint}" if checkpoint and checkpoint.exists() else ""
+        raise DivergedError(f"{key} diverged in epoch {epoch} ({why}: train loss {train_loss:.4g}, test loss "
+                            f"{test_loss:.4g}, train acc {train_acc:.3f}, test acc {test_acc:.3f}); "
                             f"not recorded{kept}; lower the learning rate")
