@@ -1,6 +1,7 @@
 """Command line: ``python -m resnet_nb {models,data,train,grid,bench}``.
 
 Errors in arguments or data print one line and exit with status 2, never a traceback.
+SIGTERM stops like Ctrl-C: finished epochs stay checkpointed and the run's lock is released.
 """
 
 from __future__ import annotations
@@ -8,15 +9,21 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import signal
 import sys
+import warnings
 from pathlib import Path
 
+from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
-from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, estimate_seconds, grid_runs,
-                          parse_shard, pending, run_one, run_state, shard)
+from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, checkpoint_path, estimate_seconds, grid_runs,
+                          parse_shard, pending, record_path, run_one, run_states, shard)
+from .files import LockedError, check_writable, describe, lock_holder
 from .models import ModelSpec, model_table
 from .provenance import device_name
-from .train import RECIPES, resolve_cuda_graph, resolve_device, resolve_precision
+from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
+
+MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -26,14 +33,42 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"0-4"``, ``"0,2,3"`` or ``"1"``."""
+    """``"0-4"``, ``"0,2,3"`` or ``"1"``: at least one and at most ``MAX_SEEDS`` distinct seeds, each >= 0."""
     try:
-        if "-" in text:
-            lo, hi = (int(v) for v in text.split("-"))
-            return list(range(lo, hi + 1))
-        return [int(v) for v in text.split(",")]
-    except ValueError:
+        bounds = [int(v) for v in text.split("-")] if "-" in text else None
+        seeds = range(bounds[0], bounds[1] + 1) if bounds else [int(v) for v in text.split(",")]
+    except (ValueError, IndexError):
         raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}") from None
+    if bounds and len(bounds) != 2:
+        raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}")
+    if not seeds:
+        raise ValueError(f"seed range {text!r} is empty (write low-high, e.g. 0-4)")
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{len(seeds)} seeds in {text!r}; at most {MAX_SEEDS} per command")
+    if min(seeds) < 0:
+        raise ValueError(f"seeds must be >= 0, got {text!r}")
+    return list(dict.fromkeys(seeds))
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise ValueError(f"must be >= 1, got {value}")
+    return value
+
+
+def argument_type(parse):  # noqa: ANN001,ANN201
+    """``parse`` for argparse's ``type=``: its ValueError message is shown instead of 'invalid value'."""
+    def wrapped(text: str):  # noqa: ANN202
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    wrapped.__name__ = parse.__name__
+    return wrapped
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,12 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("grid", help="list or run a named grid of runs")
     g.add_argument("action", choices=["list", "run"])
     g.add_argument("name", choices=GRIDS)
-    g.add_argument("--seeds", type=parse_seeds, help="e.g. 0-4 or 0,1 (default: the grid's)")
+    g.add_argument("--seeds", type=argument_type(parse_seeds), help="e.g. 0-4 or 0,1 (default: the grid's)")
     g.add_argument("--only", help="comma-separated glob(s) on run ids, e.g. 'resnet20*,plain20*'")
-    g.add_argument("--shard", type=parse_shard, help="i/k: run the i-th of k disjoint parts (1 <= i <= k)")
+    g.add_argument("--shard", type=argument_type(parse_shard), help="i/k: run the i-th of k disjoint parts (1 <= i <= k)")
     g.add_argument("--results", type=Path, default=RESULTS_DIR)
     g.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
-    g.add_argument("--max-runs", type=int, help="stop after this many runs")
+    g.add_argument("--max-runs", type=argument_type(positive_int), help="stop after this many runs (>= 1)")
     g.add_argument("--ids", action="store_true",
                    help="list: print only the run ids still to do, in the order `run` takes them")
     _add_training_options(g)
@@ -118,6 +153,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     check_device_options(args)
     if args.out.exists():
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
+    check_writable(args.out.parent, "output")
+    check_writable(checkpoint_path(run, args.checkpoints).parent, "checkpoint")
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
                      compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last,
@@ -136,57 +173,111 @@ def check_device_options(args: argparse.Namespace) -> None:
 
 
 def select_runs(args: argparse.Namespace) -> list[RunConfig]:
+    """The grid's runs after --only and --shard; an --only that matches nothing is an error (a typo)."""
     runs = grid_runs(args.name, args.seeds)
     if args.only:
         patterns = args.only.split(",")
         runs = [r for r in runs if any(fnmatch.fnmatch(r.run_id, p) for p in patterns)]
+        if not runs:
+            raise ValueError(f"--only {args.only!r} matches no run of grid {args.name!r}; "
+                             f"see `python -m resnet_nb grid list {args.name}`")
     if args.shard:
         runs = shard(runs, *args.shard)
     return runs
 
 
-def cmd_grid(args: argparse.Namespace) -> None:
+def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs to parallel workers
         for run in pending(runs, args.results, args.checkpoints):
             print(run.run_id)
-        return
+        return 0
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
         total, unknown = 0.0, 0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
               "from other models' records on this device)")
-        states = {r: run_state(r, args.results, args.checkpoints) for r in runs}
+        states = run_states(runs, args.results, args.checkpoints)
         for r, state in states.items():
-            est = None if state == "done" else estimate_seconds(r, dev_name, args.results, args.checkpoints)
+            if state != "done" and lock_holder(record_path(r, args.results)) is not None:
+                state = "running"
+            est = None if state in ("done", "invalid") else estimate_seconds(r, dev_name, args.results,
+                                                                            args.checkpoints)
             total += est[0] if est else 0
-            unknown += state != "done" and est is None
+            unknown += state not in ("done", "invalid") and est is None
             # "~": scaled from other models' speed on this device (no record of this config here yet)
-            shown = "" if state == "done" else ("?" if est is None else f"{'~' if est[1] else ''}{est[0] / 60:.0f} min")
+            shown = "" if state in ("done", "invalid") else ("?" if est is None else f"{'~' if est[1] else ''}{est[0] / 60:.0f} min")
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")
         done = sum(state == "done" for state in states.values())
         print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device"
               + (f" plus {unknown} run(s) with no estimate yet" if unknown else ""))
-        return
+        return 0
+    return run_grid(args, runs)
+
+
+def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
+    """Train the pending runs in order, up to --max-runs of them.
+
+    A run another process holds is skipped for the next one; a run that is refused (diverged,
+    a checkpoint of another run) is reported in one line and the grid goes on; the exit status
+    is 1 when any run was refused.
+    """
     todo = pending(runs, args.results, args.checkpoints)
-    if args.max_runs is not None:
-        todo = todo[: args.max_runs]
-    print(f"{len(todo)} run(s) to do in grid {args.name!r}", flush=True)
+    limit = len(todo) if args.max_runs is None else min(args.max_runs, len(todo))
+    print(f"{limit} run(s) to do in grid {args.name!r}", flush=True)
     if not todo:
-        return
+        return 0
     check_device_options(args)
+    check_writable(args.results / args.name, "results")
+    check_writable(checkpoint_path(todo[0], args.checkpoints).parent, "checkpoint")
     data = load_cifar10(args.source, progress=not args.quiet)
-    for i, run in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {run.run_id}", flush=True)
-        record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
-                         precision=args.precision, compile=args.compile,
-                         cuda_graph=args.cuda_graph, progress=not args.quiet)
+    done, refused = 0, []
+    for run in todo:
+        if done == limit:
+            break
+        holder = lock_holder(record_path(run, args.results))
+        if holder is not None:
+            print(f"  skip {run.run_id}: being run by {describe(holder)}", flush=True)
+            continue
+        if record_path(run, args.results).exists():
+            print(f"  skip {run.run_id}: finished by another process", flush=True)
+            continue
+        print(f"[{done + 1}/{limit}] {run.run_id}", flush=True)
+        try:
+            record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
+                             precision=args.precision, compile=args.compile,
+                             cuda_graph=args.cuda_graph, progress=not args.quiet)
+        except LockedError as exc:  # claimed by another process since the check above
+            print(f"  skip {run.run_id}: {exc}", flush=True)
+            continue
+        except (DivergedError, CheckpointMismatch, RecordError) as exc:
+            print(f"  refused {run.run_id}: {exc}", flush=True)
+            refused.append(run.run_id)
+            done += 1
+            continue
+        done += 1
         last = record["history"][-1]
         print(f"  done: test acc {last['test_acc']:.4f} in {record['provenance']['wall_seconds']:.0f} s", flush=True)
+    if refused:
+        print(f"error: {len(refused)} run(s) refused: {', '.join(refused)} (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"warning: {message}\n"
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # like Ctrl-C: unwinds (locks released, temp files removed), exit 130
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.formatwarning = _one_line_warning
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate)
+    status = 0
     try:
         if args.command == "models":
             cmd_models()
@@ -195,18 +286,18 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "train":
             cmd_train(args)
         elif args.command == "grid":
-            cmd_grid(args)
+            status = cmd_grid(args)
         elif args.command == "bench":
             from .bench import run_from_args
 
             run_from_args(args)
-    except (ValueError, DataError, RecordError, FileNotFoundError) as exc:
+    except (ValueError, DataError, RecordError, LockedError, DivergedError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished epochs are checkpointed and resume on the next run", file=sys.stderr)
         return 130
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 Sources, in order of precedence: the ``source`` argument, the environment variable
 ``RESNET_NB_DATA`` (a folder or ``.zip`` in ``<split>/<class>/<file>`` layout, or the word
 ``torchvision``), else torchvision's ``CIFAR10`` download. Decoded pixels are cached once
-(``RESNET_NB_CACHE``, default ``~/.cache/resnet_nb``) with a checksum that is verified on
-every load: a corrupt or truncated cache is rebuilt, never used.
+(``RESNET_NB_CACHE``, default ``~/.cache/resnet_nb``) with checksums of the file and of the
+pixels that are both recomputed on every load: a corrupt, truncated or altered cache is
+rebuilt, never used, and the checksum a record carries is that of the pixels it trained on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
+
+from .files import atomic_write, atomic_write_text
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 SPLITS = ("train", "test")
@@ -132,11 +135,9 @@ def _file_sha256(path: Path) -> str:
 
 def _write_cache(arrays: dict[str, np.ndarray], data_file: Path, meta_file: Path, source: str, variant: str) -> None:
     data_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = data_file.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
+    atomic_write(data_file, lambda f: np.savez(f, **arrays))  # unique temp name: concurrent builds never collide
     meta = {"format": CACHE_FORMAT, "source": source, "variant": variant, "checksum": _checksum(arrays),
-            "file_sha256": _file_sha256(tmp)}
-    os.replace(tmp, data_file)
+            "file_sha256": _file_sha256(data_file)}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))  # written last: no meta = incomplete cache
 
 
@@ -151,6 +152,8 @@ def _read_cache(data_file: Path, meta_file: Path) -> Cifar10 | None:
         with np.load(data_file) as npz:
             arrays = {k: npz[k] for k in npz.files}
         _validate_arrays(arrays)
+        if _checksum(arrays) != meta["checksum"]:  # recomputed from the pixels, never trusted as written
+            raise ValueError("the pixels do not match the stored checksum")
     except Exception as exc:  # any defect means: rebuild
         warnings.warn(f"CIFAR-10 cache {data_file} is corrupt or incomplete ({exc}); rebuilding it", stacklevel=3)
         return None
@@ -194,6 +197,7 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
     else:
         names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
     found: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
+    folders: dict[tuple[str, str], set[str]] = {}
     for name in names:
         parts = PurePosixPath(name).parts
         if len(parts) < 3 or parts[-3] not in SPLITS or PurePosixPath(name).suffix.lower() not in IMAGE_SUFFIXES:
@@ -201,9 +205,19 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
         if parts[-2] not in CLASSES:
             raise DataError(f"unknown class folder {parts[-2]!r} in {path} (expected one of {', '.join(CLASSES)})")
         found[parts[-3]].append((name, CLASSES.index(parts[-2])))
+        folders.setdefault((parts[-3], parts[-2]), set()).add(str(PurePosixPath(*parts[:-1])))
     for split in SPLITS:
         if not found[split]:
             raise DataError(f"no images under '{split}/<class>/' in {path}. {HOW_TO_GET_DATA}")
+        missing = [c for c in CLASSES if (split, c) not in folders]
+        if missing:
+            raise DataError(f"{path} has no '{split}' images of class {', '.join(missing)}: an incomplete copy of "
+                            f"CIFAR-10. {HOW_TO_GET_DATA}")
+        copies = {c: sorted(folders[(split, c)]) for c in CLASSES if len(folders[(split, c)]) > 1}
+        if copies:
+            c, where = next(iter(copies.items()))
+            raise DataError(f"{path} holds {len(where)} copies of the '{split}' class {c!r} ({', '.join(where)}): "
+                            "keep exactly one copy of CIFAR-10 in it")
         found[split].sort(key=lambda item: (item[1], item[0]))
     return found
 
@@ -216,8 +230,12 @@ def _decode_chunk(args: tuple[str, list[str]]) -> np.ndarray:
     zf = zipfile.ZipFile(source) if zipfile.is_zipfile(source) else None
     try:
         for i, member in enumerate(members):
-            raw = zf.read(member) if zf else (Path(source) / member).read_bytes()
-            img = Image.open(io.BytesIO(raw)).convert("RGB")
+            try:
+                raw = zf.read(member) if zf else (Path(source) / member).read_bytes()
+                img = Image.open(io.BytesIO(raw)).convert("RGB")
+            except Exception as exc:  # a bad CRC, a truncated or non-image file: name the member
+                raise DataError(f"{member} in {source} cannot be read as an image ({type(exc).__name__}: {exc}); "
+                                "replace the file or the archive") from None
             if img.size != (32, 32):
                 raise DataError(f"{member} in {source} is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
             out[i] = np.asarray(img).transpose(2, 0, 1)
@@ -253,14 +271,6 @@ def _from_image_files(path: Path, progress: bool) -> tuple[dict[str, np.ndarray]
     suffixes = {PurePosixPath(m).suffix.lower() for s in SPLITS for m, _ in listing[s]}
     variant = "jpeg" if suffixes <= {".jpg", ".jpeg"} else "image-folder"
     return arrays, variant
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temporary file and rename, so a crash never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def stratified_subset(labels: torch.Tensor, size: int, seed: int = 0) -> torch.Tensor:

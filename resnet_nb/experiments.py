@@ -1,24 +1,31 @@
 """Named grids of runs, a resumable and shardable runner, result records, loading for the book.
 
 A record is one JSON file per finished run, ``results/<grid>/<run_id>.json``, written
-atomically and never edited: config, per-epoch history and provenance. A run that has not
-finished has no record, only a checkpoint (outside ``results/``) that the runner resumes.
+atomically and never edited: config, per-epoch history and provenance, and (since 0.x, optional
+for older records) ``content_sha256``, a hash of the rest that is recomputed on every read. A run
+that has not finished has no record, only a checkpoint (outside ``results/``) that the runner
+resumes. While a run trains, its record path and its checkpoint are locked (``files.claim``):
+a second process refuses them or, in a grid, takes the next run.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import json
+import math
 import re
 import statistics
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .data import Cifar10, atomic_write_text, cache_dir
+from .data import Cifar10, cache_dir
+from .files import atomic_write_text, check_writable, claimed
 from .models import ModelSpec, build_model, count_macs
 from .provenance import environment
 from .train import CudaGraph, Precision, fit, get_recipe, read_checkpoint_history, resolve_device
@@ -122,9 +129,15 @@ def checkpoint_path(run: RunConfig, checkpoints: Path | None = None) -> Path:
     return root / run.grid / f"{run.run_id}.pt"
 
 
+def content_sha256(record: dict[str, Any]) -> str:
+    """sha256 of a record's canonical JSON, without its own ``content_sha256`` field."""
+    body = {k: v for k, v in record.items() if k != "content_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str, Any], data: Cifar10,
                 env: dict[str, Any], started: str, wall_seconds: float) -> dict[str, Any]:
-    return {
+    record = {
         "format": RECORD_FORMAT,
         "run_id": run.run_id,
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj()),
@@ -139,6 +152,8 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
             "wall_seconds": wall_seconds,
         },
     }
+    record = json.loads(json.dumps(record))  # as it will be read back: tuples become lists
+    return record | {"content_sha256": content_sha256(record)}
 
 
 def validate_record(record: Any, expected: RunConfig | None = None, where: str = "record") -> dict[str, Any]:
@@ -148,6 +163,8 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
     for key in ("run_id", "config", "history", "provenance"):
         if key not in record:
             raise RecordError(f"{where}: missing field {key!r}")
+    if "content_sha256" in record and record["content_sha256"] != content_sha256(record):
+        raise RecordError(f"{where}: content does not match its content_sha256 (edited or damaged after writing)")
     try:
         cfg = record["config"]
         run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], int(cfg["seed"]), cfg.get("epochs"),
@@ -171,6 +188,10 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
         raise RecordError(f"{where}: history is empty or lacks {HISTORY_KEYS}")
     if [row["epoch"] for row in history] != list(range(1, len(history) + 1)):
         raise RecordError(f"{where}: history epochs are not 1..{len(history)}")
+    bad = [f"{k}={v} in epoch {row['epoch']}" for row in history for k, v in row.items()
+           if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
+    if bad:
+        raise RecordError(f"{where}: non-finite or non-numeric metrics ({', '.join(bad[:3])}): not a valid result")
     if epochs is not None and len(history) != epochs:
         raise RecordError(f"{where}: {len(history)} epochs recorded, the recipe asks for {epochs}: not a finished run")
     return record
@@ -185,7 +206,7 @@ def read_record(path: Path, expected: RunConfig | None = None) -> dict[str, Any]
 
 
 def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> str:
-    """``done`` (a valid record), ``partial`` (a checkpoint) or ``todo``; an invalid record raises."""
+    """``done`` (a valid record), ``partial`` (a checkpoint) or ``todo``; an invalid record raises RecordError."""
     path = record_path(run, results)
     if path.exists():
         read_record(path, run)
@@ -197,29 +218,56 @@ def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, check
             device: str = "auto", precision: Precision = "auto", compile: bool = False,
             cuda_graph: CudaGraph = "auto", channels_last: bool = True, progress: bool = True,
             out: Path | None = None) -> dict[str, Any]:
-    """Train one run (resuming its checkpoint) and write its record (to ``out`` or the grid's folder)."""
+    """Train one run (resuming its checkpoint) and write its record (to ``out`` or the grid's folder).
+
+    The record path and the checkpoint are claimed first (``files.LockedError`` when another live
+    process holds either); a run that diverges raises ``train.DivergedError`` and writes no record.
+    """
     out = Path(out) if out is not None else record_path(run, results)
     if out.exists():
         return read_record(out, run)  # raises on a foreign/corrupt record instead of overwriting it
     ckpt = checkpoint_path(run, checkpoints)
     dev = resolve_device(device)
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev, precision=run.precision or precision,
-                 compile=compile, cuda_graph=cuda_graph, channels_last=channels_last, checkpoint=ckpt,
-                 progress=progress)
-    # wall time of the whole run = sum of its epochs' seconds (also those of an earlier, resumed session)
-    wall = sum(r["seconds"] for r in result.history)
-    record = make_record(run, result.history, result.setup, data, environment(dev), started, wall)
-    validate_record(record, run)
-    atomic_write_text(out, json.dumps(record, indent=1))
-    ckpt.unlink(missing_ok=True)
+    check_writable(out.parent, "results")
+    check_writable(ckpt.parent, "checkpoint")
+    with claimed(out) as lock, claimed(ckpt) as ckpt_lock:
+        if out.exists():  # finished by another process between the check above and the claim
+            return read_record(out, run)
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        result = fit(run.spec, run.recipe_obj(), data, seed=run.seed, device=dev,
+                     precision=run.precision or precision, compile=compile, cuda_graph=cuda_graph,
+                     channels_last=channels_last, checkpoint=ckpt, progress=progress,
+                     on_epoch=lambda _row: (lock.refresh(), ckpt_lock.refresh()))  # heartbeat: the locks stay fresh
+        # wall time of the whole run = sum of its epochs' seconds (also those of an earlier, resumed session)
+        wall = sum(r["seconds"] for r in result.history)
+        record = make_record(run, result.history, result.setup, data, environment(dev), started, wall)
+        validate_record(record, run)
+        atomic_write_text(out, json.dumps(record, indent=1, allow_nan=False))
+        ckpt.unlink(missing_ok=True)
     return record
 
 
+def run_states(runs: list[RunConfig], results: Path = RESULTS_DIR,
+               checkpoints: Path | None = None) -> dict[RunConfig, str]:
+    """:func:`run_state` of each run; a run whose record is invalid is ``invalid``, with a warning naming it."""
+    states = {}
+    for r in runs:
+        try:
+            states[r] = run_state(r, results, checkpoints)
+        except RecordError as exc:
+            warnings.warn(f"{exc}; skipped: delete or restore that file to run {r.run_id} again", stacklevel=2)
+            states[r] = "invalid"
+    return states
+
+
 def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> list[RunConfig]:
-    """Runs without a record; partial runs first (finish what was started), then priority order."""
-    states = {r: run_state(r, results, checkpoints) for r in runs}
-    todo = [r for r in runs if states[r] != "done"]
+    """Runs without a record; partial runs first (finish what was started), then priority order.
+
+    A run whose record is invalid is not pending (it would be refused, never overwritten): it is
+    reported by path and left out.
+    """
+    states = run_states(runs, results, checkpoints)
+    todo = [r for r in runs if states[r] not in ("done", "invalid")]
     return sorted(todo, key=lambda r: states[r] != "partial")
 
 
@@ -265,10 +313,19 @@ def _macs(model_key: str) -> int:
     return count_macs(build_model(ModelSpec.from_key(model_key)))
 
 
-def iter_records(folder: Path) -> Iterator[dict[str, Any]]:
-    """Valid records under ``folder`` (recursively); invalid ones raise RecordError."""
+def iter_records(folder: Path, strict: bool = False) -> Iterator[dict[str, Any]]:
+    """Valid records under ``folder`` (recursively).
+
+    An invalid record is reported by path in a warning and skipped (one bad file does not hide
+    every other result); with ``strict`` it raises RecordError.
+    """
     for path in sorted(Path(folder).rglob("*.json")):
-        yield read_record(path)
+        try:
+            yield read_record(path)
+        except RecordError as exc:
+            if strict:
+                raise
+            warnings.warn(f"{exc}; skipped", stacklevel=2)
 
 
 def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame

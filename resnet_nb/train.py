@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,12 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, read_checkpoint_history, save_checkpoint  # noqa: F401
 from .data import Cifar10, DeviceLoader, channel_stats, stratified_subset
 from .models import ModelSpec, build_model, he_init
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CudaGraph = Literal["auto", "on", "off"]
-CHECKPOINT_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,15 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} is not supported; use auto, cpu, cuda, cuda:N or mps")
+    if dev.type == "cuda" and dev.index is not None and torch.cuda.is_available() \
+            and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but no CUDA GPU is available; use --device auto or cpu")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
@@ -174,6 +181,8 @@ def make_optimizer(recipe: Recipe, model: nn.Module, device: torch.device,
     if recipe.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay,
                                 capturable=capturable, **fused)
+    if recipe.optimizer != "sgd":
+        raise ValueError(f"unknown optimizer {recipe.optimizer!r} in recipe {recipe.name!r}; choose adam or sgd")
     return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                            weight_decay=recipe.weight_decay, **fused)
 
@@ -337,15 +346,12 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
              "epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_size": len(train_y),
              "total_iterations": total_iterations}
     identity = {"model": spec.key, "recipe": dataclasses.asdict(recipe), "seed": seed, "precision": prec,
-                "channels_last": channels_last}
+                "channels_last": channels_last, "dataset_checksum": data.checksum}
 
     history: list[dict[str, float]] = []
     start_epoch = 0
-    if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
-            raise ValueError(f"checkpoint {checkpoint} belongs to another run ({state.get('identity')}); "
-                             "delete it or choose another checkpoint path")
+    state = load_for_resume(Path(checkpoint), identity, dev) if checkpoint is not None else None
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if scaler is not None and state.get("scaler"):
@@ -383,10 +389,10 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         bar.close()
         n = len(train.y)
         train_loss, train_acc = loss_sum.item() / n, correct.item() / n
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(f"{spec.key}: training diverged in epoch {epoch + 1} (loss {train_loss})")
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, test, prec)
+        check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc,
+                         Path(checkpoint) if checkpoint is not None else None)
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
                "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
                "train_images_per_s": n / train_seconds}
@@ -404,17 +410,39 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     return FitResult(model=model, history=history, setup=setup)
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save to a temporary file, then rename: an interrupted write never corrupts the last checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+class DivergedError(FloatingPointError):
+    """Training diverged: the run stops and no record is written."""
 
 
-def read_checkpoint_history(path: Path) -> list[dict[str, float]]:
-    """The history stored in a checkpoint (for progress reports), or [] if unreadable."""
-    try:
-        return list(torch.load(path, map_location="cpu", weights_only=False)["history"])
-    except Exception:
-        return []
+CHANCE_ACC = 0.1  # ten classes
+UNIFORM_LOSS = math.log(10)  # mean cross-entropy of guessing uniformly: 2.30
+EXPLODED_LOSS = 10 * UNIFORM_LOSS  # at chance accuracy: the logits have blown up
+BLOWN_UP_LOSS = 100 * UNIFORM_LOSS  # whatever the accuracy: the right class gets probability < e^-230
+NEAR_CHANCE = CHANCE_ACC + 0.05
+
+
+def check_divergence(key: str, epoch: int, train_loss: float, train_acc: float, test_loss: float,
+                     test_acc: float, checkpoint: Path | None = None) -> None:
+    """Raise DivergedError when an epoch's numbers say the run diverged.
+
+    The rule, checked after every epoch: (1) the train or test loss is not finite; or (2) the
+    train or test loss exceeds ``EXPLODED_LOSS`` (ten times the loss of a uniform guess) while
+    both accuracies stay at chance (< ``NEAR_CHANCE``); or (3) the mean *train* loss exceeds
+    ``BLOWN_UP_LOSS`` (a hundred times that of a uniform guess), whatever the accuracy, which
+    on a small test set can wander above chance by luck. A learning run never shows any of
+    these (its first-epoch train loss is below ln 10 + a little); a test loss alone may spike
+    for an epoch and recover, so it counts only at chance accuracy. The checkpoint of the last
+    good epoch is kept (this check runs before the epoch is checkpointed).
+    """
+    why = None
+    if not (math.isfinite(train_loss) and math.isfinite(test_loss)):
+        why = "loss not finite"
+    elif max(train_loss, test_loss) > EXPLODED_LOSS and max(train_acc, test_acc) < NEAR_CHANCE:
+        why = "loss exploded at chance accuracy"
+    elif train_loss > BLOWN_UP_LOSS:
+        why = f"train loss above {BLOWN_UP_LOSS:.0f}"
+    if why is not None:
+        kept = f"; the last good epoch's checkpoint stays in {checkpoint}" if checkpoint and checkpoint.exists() else ""
+        raise DivergedError(f"{key} diverged in epoch {epoch} ({why}: train loss {train_loss:.4g}, test loss "
+                            f"{test_loss:.4g}, train acc {train_acc:.3f}, test acc {test_acc:.3f}); "
+                            f"not recorded{kept}; lower the learning rate")

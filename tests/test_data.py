@@ -179,11 +179,17 @@ def test_unknown_class_folder(tmp_path: Path) -> None:
 
 
 def test_wrong_image_size(tmp_path: Path) -> None:
-    for split in ("train", "test"):
-        (tmp_path / split / "cat").mkdir(parents=True)
-        Image.new("RGB", (33, 32)).save(tmp_path / split / "cat" / "0.png")
+    _one_image_per_class(tmp_path)
+    Image.new("RGB", (33, 32)).save(tmp_path / "test" / "cat" / "0.png")
     with pytest.raises(DataError, match="32x32"):
         load_cifar10(tmp_path, progress=False)
+
+
+def _one_image_per_class(root: Path) -> None:
+    for split in ("train", "test"):
+        for name in CLASSES:
+            (root / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32)).save(root / split / name / "0.png")
 
 
 def test_torchvision_download_failure(monkeypatch: pytest.MonkeyPatch, _isolated_env: Path) -> None:

@@ -1,0 +1,81 @@
+"""Training checkpoints: sealed (length + sha256, verified before unpickling), written atomically,
+and bound to the run they belong to (model, recipe, seed, precision, memory format, dataset checksum).
+
+A checkpoint that fails its checksum is never resumed: the run starts again from scratch and
+says so (the next epoch's checkpoint replaces the damaged file). A checkpoint of another run,
+or of the same run on other data, is refused with the difference and what to do.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .files import CorruptFileError, atomic_write_bytes, seal, unseal
+
+CHECKPOINT_FORMAT = 2  # 2: sealed, dataset checksum in the identity
+
+
+class CheckpointMismatch(ValueError):
+    """The checkpoint belongs to another run (or to this run on other data)."""
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save, sealed, written atomically: an interrupted write never corrupts the last checkpoint."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(Path(path), seal(buf.getvalue()))
+
+
+def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The state in a sealed checkpoint; CorruptFileError naming the file when it does not verify."""
+    payload = unseal(Path(path).read_bytes(), f"checkpoint {path}")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+    except Exception as exc:  # verified bytes that do not unpickle: written by an incompatible version
+        raise CorruptFileError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict):
+        raise CorruptFileError(f"checkpoint {path} does not hold a training state")
+    return state
+
+
+def load_for_resume(path: Path, identity: dict[str, Any], map_location: torch.device) -> dict[str, Any] | None:
+    """The state to resume from, or None (start from scratch) when ``path`` is missing or damaged.
+
+    A damaged file is reported in one warning; a checkpoint of another run raises CheckpointMismatch.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = read_checkpoint(path, map_location)
+    except CorruptFileError as exc:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":  # a plain torch.save zip: resnet_nb < format 2, no dataset identity
+                raise CheckpointMismatch(f"checkpoint {path} was written by an older resnet_nb (no checksum, no "
+                                         "dataset identity); delete it to restart this run from scratch") from None
+        warnings.warn(f"{exc}: not resumed, training this run from scratch (the damaged file is replaced "
+                      "after the first epoch)", stacklevel=3)
+        return None
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointMismatch(f"checkpoint {path} has format {state.get('format')!r}, this version writes "
+                                 f"{CHECKPOINT_FORMAT}; delete it to restart the run from scratch")
+    theirs = state.get("identity") or {}
+    diffs = [f"{k}: checkpoint {theirs.get(k)!r}, this run {identity.get(k)!r}"
+             for k in sorted(set(identity) | set(theirs)) if theirs.get(k) != identity.get(k)]
+    if diffs:
+        raise CheckpointMismatch(f"checkpoint {path} belongs to another run ({'; '.join(diffs)}); "
+                                 "delete it to restart from scratch, or choose another checkpoint folder")
+    return state
+
+
+def read_checkpoint_history(path: Path) -> list[dict[str, float]]:
+    """The history stored in a checkpoint (for progress reports), or [] if unreadable."""
+    try:
+        return list(read_checkpoint(path)["history"])
+    except Exception:
+        return []

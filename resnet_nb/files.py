@@ -1,0 +1,256 @@
+"""Files that are never silently wrong, shared or lost: atomic writes, checksummed payloads, run locks.
+
+- :func:`atomic_write` writes through a temporary file that is unique per process (pid + random
+  suffix) and renamed over the target only when complete; a failed write removes its temporary
+  file, and temporary files left by dead writers (``kill -9``) are removed by the next writer.
+  A full disk raises :class:`DiskFullError` (one line naming the file); the previous file stays.
+- :func:`seal` / :func:`unseal` frame a binary payload with its length and sha256, so that a
+  truncated or altered file is recognised before a byte of it is used.
+- :func:`claim` takes an exclusive lock on a run (a lock file created with ``O_CREAT|O_EXCL``
+  holding pid, host and start time); a lock whose process is dead (same host) or that has not
+  been refreshed for ``max_age`` seconds is stale and taken over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+SEAL_MAGIC = b"RESNET_NB-SEALED-1\n"
+LOCK_MAX_AGE = 24 * 3600.0  # seconds without a heartbeat after which a lock of another host is stale
+_TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
+
+
+class DiskFullError(OSError):
+    """No space left on the device while writing a file; the message names the file."""
+
+
+class CorruptFileError(ValueError):
+    """A sealed file is truncated, altered or not sealed at all; the message names the file."""
+
+
+class LockedError(RuntimeError):
+    """Another live process holds the run's lock; the message names it."""
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists on this host (a zombie counts as dead)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped by its parent) holds nothing any more
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove temporary files of ``path`` whose writer process is dead; returns what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for tmp in path.parent.glob(f".{glob_escape(path.name)}.tmp-*"):
+            m = _TMP.search(tmp.name)
+            if m and not pid_alive(int(m.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    tmp.unlink()
+                    removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
+
+def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Call ``write(f)`` on a fresh temporary file, fsync it and rename it to ``path``.
+
+    Either ``path`` holds the complete new content or (on any error, or a kill) its old one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "xb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFullError(exc.errno, f"no space left on the device writing {path}; free some space and "
+                                           "run again (the previous version of the file is kept)") from None
+        raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a unique temporary file and rename, so a crash never leaves half a file."""
+    atomic_write_bytes(path, text.encode())
+
+
+def seal(payload: bytes) -> bytes:
+    """``payload`` framed by a magic line, its length and its sha256 (see :func:`unseal`)."""
+    return SEAL_MAGIC + f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode() + payload
+
+
+def unseal(data: bytes, where: str) -> bytes:
+    """The payload of :func:`seal` after checking its length and sha256; else CorruptFileError."""
+    if not data.startswith(SEAL_MAGIC):
+        raise CorruptFileError(f"{where} is not a sealed resnet_nb file (damaged, or written by an older version)")
+    header_end = data.find(b"\n", len(SEAL_MAGIC))
+    try:
+        size_text, digest = data[len(SEAL_MAGIC):header_end].decode().split()
+        size = int(size_text)
+    except ValueError:
+        raise CorruptFileError(f"{where} has a damaged header") from None
+    payload = data[header_end + 1:]
+    if len(payload) != size:
+        raise CorruptFileError(f"{where} is truncated or extended ({len(payload)} of {size} bytes)")
+    if hashlib.sha256(payload).hexdigest() != digest:
+        raise CorruptFileError(f"{where} does not match its sha256 (altered or damaged on disk)")
+    return payload
+
+
+# ---------------------------------------------------------------- run locks
+
+
+@dataclass
+class Lock:
+    """A held lock file; :meth:`refresh` is the heartbeat, :meth:`release` removes it."""
+
+    path: Path
+    token: str
+
+    def refresh(self) -> None:
+        with contextlib.suppress(OSError):
+            os.utime(self.path)
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            if json.loads(self.path.read_text()).get("token") == self.token:  # never remove a lock we lost
+                self.path.unlink()
+
+
+def lock_path(target: Path) -> Path:
+    """The lock file of a run whose record is ``target``: a hidden sibling."""
+    return Path(target).with_name(f".{Path(target).name}.lock")
+
+
+def lock_holder(target: Path, max_age: float = LOCK_MAX_AGE) -> dict | None:
+    """Who holds the lock of ``target`` (pid, host, started), or None when it is free or stale."""
+    info = _read_lock(lock_path(target))
+    return None if info is None or _stale(info, max_age) else info
+
+
+def _read_lock(path: Path) -> dict | None:
+    try:
+        info = json.loads(path.read_text())
+        info["age"] = time.time() - path.stat().st_mtime
+        return info
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        # unreadable: a writer killed between create and write; judge by age alone
+        try:
+            return {"pid": -1, "host": "?", "age": time.time() - path.stat().st_mtime, "raw": True}
+        except OSError:
+            return None
+
+
+def _stale(info: dict, max_age: float) -> bool:
+    if info.get("raw"):
+        return info["age"] > 60  # an empty lock file is written within microseconds of its creation
+    if info.get("host") == socket.gethostname() and not pid_alive(int(info.get("pid", -1))):
+        return True
+    return info["age"] > max_age
+
+
+def describe(info: dict) -> str:
+    return f"pid {info.get('pid')} on {info.get('host')} since {info.get('started', '?')}"
+
+
+def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
+    """Lock the run whose record is ``target``; LockedError when a live process holds it."""
+    path = lock_path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(8)
+    content = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
+                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+    for _ in range(5):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            info = _read_lock(path)
+            if info is not None and not _stale(info, max_age):
+                raise LockedError(f"{target} is being run by {describe(info)} (lock {path}); "
+                                  "wait for it, or delete the lock if that process is gone") from None
+            _break_stale(path, info)
+            continue
+        with os.fdopen(fd, "wb") as f:
+            f.write(content)
+        return Lock(path, token)
+    raise LockedError(f"could not claim {path}: other processes keep taking it")
+
+
+def _break_stale(path: Path, seen: dict | None) -> None:
+    """Move a stale lock aside; if another process replaced it meanwhile with a live one, put that back."""
+    aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return  # someone else broke it first
+    now = _read_lock(aside)
+    if seen is not None and now is not None and now.get("token") != seen.get("token"):
+        with contextlib.suppress(OSError):
+            os.link(aside, path)  # not ours to break: restore it (link never overwrites a newer lock)
+    with contextlib.suppress(OSError):
+        aside.unlink()
+
+
+@contextlib.contextmanager
+def claimed(target: Path, max_age: float = LOCK_MAX_AGE) -> Iterator[Lock]:
+    lock = claim(target, max_age)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and prove a file can be written there; ValueError naming it otherwise."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = _tmp_name(folder / ".write-probe")
+        with open(probe, "xb") as f:
+            f.write(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"{what} folder {folder} is not writable ({exc.strerror or exc}); "
+                         "choose another folder or fix its permissions") from None
