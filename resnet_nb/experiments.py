@@ -328,6 +328,22 @@ def iter_records(folder: Path, strict: bool = False) -> Iterator[dict[str, Any]]
             warnings.warn(f"{exc}; skipped", stacklevel=2)
 
 
+def describe_recipe(params: dict[str, Any]) -> str:
+    """A recipe as its record stored it, for captions: ``Adam lr 0.001, batch 32, no augmentation``.
+
+    Built from the record's own ``recipe_params``, so a caption stays true for old records
+    when today's recipes change.
+    """
+    if params.get("optimizer") == "adam":
+        optim = f"Adam lr {params['lr']:g}"
+    else:
+        optim = f"SGD lr {params['lr']:g}, momentum {params.get('momentum', 0):g}"
+    if params.get("weight_decay"):
+        optim += f", weight decay {params['weight_decay']:g}"
+    aug = "pad-4 crop + flip" if params.get("augment") else "no augmentation"
+    return f"{optim}, batch {params['batch_size']}, {aug}"
+
+
 def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
     """All records (of one grid, or all) as a long DataFrame: one row per run and epoch."""
     import pandas as pd
@@ -341,11 +357,12 @@ def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa:
                 "model": cfg["model"], "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
                 "stem": spec.stem, "recipe": cfg["recipe"], "seed": cfg["seed"],
                 "device_name": prov["device_name"], "precision": prov["precision"],
-                "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"]}
+                "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"],
+                "recipe_desc": describe_recipe(cfg["recipe_params"])}
         for row in rec["history"]:
             rows.append(base | {k: row[k] for k in HISTORY_KEYS})
     columns = ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem", "recipe", "seed",
-               "device_name", "precision", "dataset_variant", "wall_seconds", *HISTORY_KEYS]
+               "device_name", "precision", "dataset_variant", "wall_seconds", "recipe_desc", *HISTORY_KEYS]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .data import Cifar10, DataError, channel_stats, load_cifar10, stratified_subset
-from .experiments import HISTORY_KEYS
+from .experiments import HISTORY_KEYS, describe_recipe
 from .models import ModelSpec
 from .provenance import device_name
 from .train import FitResult, Recipe, fit, get_recipe
@@ -90,7 +90,8 @@ def history_frame(result: FitResult, spec: ModelSpec, recipe: Recipe, data: Cifa
             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
             "recipe": recipe.name, "seed": seed,
             "device_name": device_name(torch.device(result.setup["device"])), "precision": result.setup["precision"],
-            "dataset_variant": data.variant, "wall_seconds": sum(r["seconds"] for r in result.history)}
+            "dataset_variant": data.variant, "wall_seconds": sum(r["seconds"] for r in result.history),
+            "recipe_desc": describe_recipe(dataclasses.asdict(recipe))}
     return pd.DataFrame([base | {k: row[k] for k in HISTORY_KEYS} for row in result.history])
 
 

@@ -21,7 +21,6 @@ import plotly.graph_objects as go
 
 from .models import ModelSpec
 from .records import hardware_text
-from .train import RECIPES
 
 METRICS: dict[str, str] = {
     "test_acc": "test accuracy (%)",
@@ -99,15 +98,10 @@ def _dash(model: str) -> str:
     return "dash" if family == "plain" else ("dot" if family == "resnet-B" else "solid")
 
 
-def _recipe_text(name: str, epochs: Iterable[int]) -> str:
-    recipe = RECIPES.get(name)
-    if recipe is None:
-        return f"recipe '{name}'"
-    optim = f"Adam lr {recipe.lr:g}" if recipe.optimizer == "adam" else f"SGD lr {recipe.lr:g}, momentum {recipe.momentum:g}"
+def _recipe_text(name: str, desc: str, epochs: Iterable[int]) -> str:
     span = sorted(set(epochs))
     epochs_text = f"{span[0]}" if len(span) == 1 else f"{span[0]}–{span[-1]}"
-    aug = "pad-4 crop + flip" if recipe.augment else "no augmentation"
-    return f"'{name}' recipe ({optim}, batch {recipe.batch_size}, {epochs_text} epoch{'' if span == [1] else 's'}, {aug})"
+    return f"'{name}' recipe ({desc}, {epochs_text} epoch{'' if span == [1] else 's'})"
 
 
 def caption(df: pd.DataFrame) -> str:
@@ -115,8 +109,8 @@ def caption(df: pd.DataFrame) -> str:
     if df.empty:
         return "no records"
     last = df.groupby("run_id")["epoch"].max()
-    recipes = "; ".join(_recipe_text(r, last[df[df["recipe"] == r]["run_id"].unique()])
-                        for r in sorted(df["recipe"].unique()))
+    recipes = "; ".join(_recipe_text(name, desc, last[g["run_id"].unique()])
+                        for (name, desc), g in df.groupby(["recipe", "recipe_desc"], sort=True))
     sizes = sorted({int(m.group(1)) for c in df["config_id"].unique() if (m := re.search(r"_n(\d+)", c))})
     if sizes:
         recipes += f" on {' / '.join(f'{n:,}' for n in sizes)} training images"

@@ -312,8 +312,9 @@ def test_load_results(results_dir: Path) -> None:
     assert len(df) == 4 * 2  # one row per run and epoch
     assert list(df.columns) == ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem",
                                 "recipe", "seed", "device_name", "precision", "dataset_variant", "wall_seconds",
-                                *HISTORY_KEYS]
+                                "recipe_desc", *HISTORY_KEYS]
     assert set(df["config_id"]) == {"resnet20-A_report_e2", "plain20_report_e2"}
+    assert set(df["recipe_desc"]) == {"Adam lr 0.001, batch 32, no augmentation"}  # from the records' recipe_params
     row = df[(df["run_id"] == "resnet20-A_report_e2_s2") & (df["epoch"] == 2)].iloc[0]
     assert (row["model"], row["arch"], row["depth"], row["shortcut"], row["seed"]) == ("resnet20-A", "resnet", 20,
                                                                                       "A", 2)

@@ -29,6 +29,7 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
                              "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
                              "recipe": "report", "seed": seed, "device_name": device, "precision": "bf16",
                              "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
+                             "recipe_desc": "Adam lr 0.001, batch 32, no augmentation",
                              "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
                              "test_acc": a, "seconds": 10.0})
     frame = pd.DataFrame(rows, columns=COLUMNS)
@@ -163,3 +164,15 @@ def test_interval_table_formats_means_intervals_and_single_seeds() -> None:
     assert table.loc["plain20", acc] == "60.00 (one seed)"
     assert table.loc["plain56", acc] == "no records" and table.loc["plain56", "seeds"] == 0
     assert list(table["seeds"]) == [3, 1, 0] and not table.isna().any().any()
+
+
+def test_caption_uses_each_records_own_recipe() -> None:
+    from resnet_nb.experiments import describe_recipe
+
+    df = make_results(seeds=1)
+    df.loc[df["model"] == "plain20", "recipe_desc"] = "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip"
+    text = plots.caption(df)
+    assert "'report' recipe (Adam lr 0.001, batch 32, no augmentation, 3 epochs)" in text
+    assert "'report' recipe (SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip, 3 epochs)" in text
+    paper = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 128, "augment": True}
+    assert describe_recipe(paper) == "SGD lr 0.1, momentum 0.9, weight decay 0.0001, batch 128, pad-4 crop + flip"
