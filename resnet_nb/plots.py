@@ -1,4 +1,4 @@
-"""Plotly figure builders for the book: learning curves with mean ± std bands, final-metric charts,
+"""Plotly figure builders for the book: learning curves with 95 % interval bands, final-metric charts,
 analysis figures, captions that name protocol, seeds, hardware and data, and summary tables.
 
 Figures take the long DataFrame of :func:`resnet_nb.experiments.load_results` (one row per run
