@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import signal
 import sys
 import warnings
@@ -34,15 +35,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"``, ``"0,2,3"`` or ``"1"``: at least one and at most ``MAX_SEEDS`` distinct seeds, each >= 0."""
-    try:
-        bounds = [int(v) for v in text.split("-")] if "-" in text else None
-        seeds = range(bounds[0], bounds[1] + 1) if bounds else [int(v) for v in text.split(",")]
-    except (ValueError, IndexError):
-        raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}") from None
-    if bounds and len(bounds) != 2:
+    span = re.fullmatch(r"(\d+)-(\d+)", text.strip())
+    if span:
+        seeds: range | list[int] = range(int(span[1]), int(span[2]) + 1)
+        if not seeds:
+            raise ValueError(f"seed range {text!r} is empty (write low-high, e.g. 0-4)")
+    elif re.fullmatch(r"\s*-?\d+\s*(,\s*-?\d+\s*)*", text):
+        seeds = [int(v) for v in text.split(",")]
+    else:
         raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}")
-    if not seeds:
-        raise ValueError(f"seed range {text!r} is empty (write low-high, e.g. 0-4)")
     if len(seeds) > MAX_SEEDS:
         raise ValueError(f"{len(seeds)} seeds in {text!r}; at most {MAX_SEEDS} per command")
     if min(seeds) < 0:
