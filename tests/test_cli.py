@@ -411,3 +411,49 @@ def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) ->
         f"{r.run_id}.json" for r in grid_runs("precision", [0, 1]))  # no locks or temps left
     trained = sum(out.count("  done:") for out, _ in outs)
     assert 4 <= trained <= 5, outs  # each run once (a run finished between one check and a claim may show twice)
+
+
+# ---------------------------------------------------------------- help
+
+
+def _help(*argv: str, capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_texts(capsys: pytest.CaptureFixture) -> None:
+    top = _help(capsys=capsys)
+    assert "``" not in top and ":py" not in top and "commands: models" in top
+    listing, running = _help("grid", "list", capsys=capsys), _help("grid", "run", capsys=capsys)
+    for option in ("--max-runs", "--precision", "--compile", "--cuda-graph", "--quiet", "--source"):
+        assert option not in listing and option in running, option
+    assert "--ids" in listing and "--ids" not in running
+    train = _help("train", capsys=capsys)
+    assert "6n+2" in train and "(default: 0)" in train and "(default: report)" in train
+    assert "report (the student report's), paper" in running and "at most 1000" in running
+
+
+def test_every_option_has_help() -> None:
+    import argparse
+
+    from resnet_nb.__main__ import build_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from parsers(child)
+
+    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in parsers(build_parser()) for a in p._actions
+               if not a.help and not isinstance(a, argparse._SubParsersAction) and "bench" not in p.prog]
+    assert missing == []
+
+
+def test_grid_list_accepts_the_run_options_it_hides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/gpu_grid.sh hands the same grid args to `grid list --ids` and to `grid run`."""
+    assert main(["grid", "list", "paper", "--ids", "--results", str(tmp_path), "--cuda-graph", "on",
+                 "--precision", "bf16", "--quiet", "--source", "x"]) == 0
+    assert capsys.readouterr().out.split() == [f"resnet{d}-A_paper_s0" for d in (20, 32, 44, 56, 110)]
