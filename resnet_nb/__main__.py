@@ -327,30 +327,38 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    saved = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
     warnings.formatwarning = _one_line_warning
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if saved[1] is signal.SIG_DFL:  # not when a caller (a test, a notebook) has its own
         signal.signal(signal.SIGTERM, _terminate)
-    status = 0
     try:
-        if args.command == "models":
-            cmd_models()
-        elif args.command == "data":
-            cmd_data(args)
-        elif args.command == "train":
-            cmd_train(args)
-        elif args.command == "grid":
-            status = cmd_grid(args)
-        elif args.command == "bench":
-            from .bench import run_from_args
-
-            run_from_args(args)
+        return _dispatch(args)
     except (ValueError, DataError, RecordError, LockedError, DivergedError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished epochs are checkpointed and resume on the next run", file=sys.stderr)
         return 130
-    return status
+    finally:
+        warnings.formatwarning = saved[0]
+        if saved[1] is not None:
+            signal.signal(signal.SIGTERM, saved[1])
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        cmd_models()
+    elif args.command == "data":
+        cmd_data(args)
+    elif args.command == "train":
+        cmd_train(args)
+    elif args.command == "grid":
+        return cmd_grid(args)
+    elif args.command == "bench":
+        from .bench import run_from_args
+
+        run_from_args(args)
+    return 0
 
 
 if __name__ == "__main__":
