@@ -1,4 +1,4 @@
-"""Command line: ``python -m resnet_nb {models,data,train,grid,bench}``.
+"""Command line: ``python -m resnet_nb {models,data,train,grid,bench}`` (see DESCRIPTION for --help).
 
 Errors in arguments or data print one line and exit with status 2, never a traceback.
 SIGTERM stops like Ctrl-C: finished epochs stay checkpointed and the run's lock is released.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import signal
 import sys
 import warnings
@@ -26,7 +27,20 @@ from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, r
 MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except where there is none to show (None, a flag's False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 class ArgumentParser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002,ANN003
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> None:  # one line, not usage + message
         print(f"{self.prog}: error: {message} (see --help)", file=sys.stderr)
         raise SystemExit(2)
@@ -34,15 +48,15 @@ class ArgumentParser(argparse.ArgumentParser):
 
 def parse_seeds(text: str) -> list[int]:
     """``"0-4"``, ``"0,2,3"`` or ``"1"``: at least one and at most ``MAX_SEEDS`` distinct seeds, each >= 0."""
-    try:
-        bounds = [int(v) for v in text.split("-")] if "-" in text else None
-        seeds = range(bounds[0], bounds[1] + 1) if bounds else [int(v) for v in text.split(",")]
-    except (ValueError, IndexError):
-        raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}") from None
-    if bounds and len(bounds) != 2:
+    span = re.fullmatch(r"(\d+)-(\d+)", text.strip())
+    if span:
+        seeds: range | list[int] = range(int(span[1]), int(span[2]) + 1)
+        if not seeds:
+            raise ValueError(f"seed range {text!r} is empty (write low-high, e.g. 0-4)")
+    elif re.fullmatch(r"\s*-?\d+\s*(,\s*-?\d+\s*)*", text):
+        seeds = [int(v) for v in text.split(",")]
+    else:
         raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}")
-    if not seeds:
-        raise ValueError(f"seed range {text!r} is empty (write low-high, e.g. 0-4)")
     if len(seeds) > MAX_SEEDS:
         raise ValueError(f"{len(seeds)} seeds in {text!r}; at most {MAX_SEEDS} per command")
     if min(seeds) < 0:
@@ -71,62 +85,101 @@ def argument_type(parse):  # noqa: ANN001,ANN201
     return wrapped
 
 
+DESCRIPTION = """Train and compare the CIFAR-10 ResNets of He et al. (2015) and the student report's models.
+
+commands: models (list them), data (check CIFAR-10), train (one run), grid (list or run a named
+grid of runs), bench (training throughput). Bad input gives one line and exit status 2."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = ArgumentParser(prog="python -m resnet_nb", description=__doc__.splitlines()[0])
-    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    p = ArgumentParser(prog="python -m resnet_nb", description=DESCRIPTION,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=ArgumentParser, metavar="COMMAND")
 
-    sub.add_parser("models", help="every model with its parameter count and weight layers")
+    sub.add_parser("models", help="every model with its parameter count and weight layers",
+                   description="Every model with its parameter count and weight layers.")
 
-    d = sub.add_parser("data", help="which CIFAR-10 source is used, split sizes, class counts, checksum")
-    d.add_argument("--source", help="torchvision, or a folder/zip (default: $RESNET_NB_DATA, else torchvision)")
+    d = sub.add_parser("data", help="which CIFAR-10 source is used, split sizes, class counts, checksum",
+                       description="Load (and cache) CIFAR-10 and print its source, sizes and checksum.")
+    _add_source_option(d)
 
-    t = sub.add_parser("train", help="train one model and write its result record")
-    t.add_argument("--model", required=True, choices=["resnet", "plain", "torchvision"])
-    t.add_argument("--depth", type=int, required=True)
-    t.add_argument("--shortcut", choices=["A", "B"], help="resnet only")
-    t.add_argument("--stem", choices=["imagenet", "cifar"], help="torchvision only")
-    t.add_argument("--out", type=Path, required=True, help="result record (JSON)")
-    _add_run_options(t)
+    t = sub.add_parser("train", help="train one model and write its result record",
+                       description="Train one model and write its result record (resumes its checkpoint).")
+    t.add_argument("--model", required=True, choices=["resnet", "plain", "torchvision"],
+                   help="architecture: the paper's ResNet, the plain net of the same layers, or torchvision's")
+    t.add_argument("--depth", type=int, required=True,
+                   help="resnet/plain: 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...); torchvision: 18")
+    t.add_argument("--shortcut", choices=["A", "B"],
+                   help="resnet only (required there): A = identity + zero padding, B = 1x1 projections")
+    t.add_argument("--stem", choices=["imagenet", "cifar"],
+                   help="torchvision only (required there): its ImageNet stem, or a 3x3 CIFAR stem")
+    t.add_argument("--out", type=Path, required=True, help="result record to write (JSON; never overwritten)")
+    t.add_argument("--recipe", default="report", choices=list(RECIPES), help="training protocol")
+    t.add_argument("--epochs", type=int, help="override the recipe's epochs (>= 1)")
+    t.add_argument("--train-size", type=int, help="train on a class-balanced subset of this many images "
+                                                  "(default: all 50,000)")
+    t.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+    t.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
+    t.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: <cache>/checkpoints)")
+    _add_training_options(t)
 
-    g = sub.add_parser("grid", help="list or run a named grid of runs")
-    g.add_argument("action", choices=["list", "run"])
-    g.add_argument("name", choices=GRIDS)
-    g.add_argument("--seeds", type=argument_type(parse_seeds), help="e.g. 0-4 or 0,1 (default: the grid's)")
-    g.add_argument("--only", help="comma-separated glob(s) on run ids, e.g. 'resnet20*,plain20*'")
-    g.add_argument("--shard", type=argument_type(parse_shard), help="i/k: run the i-th of k disjoint parts (1 <= i <= k)")
-    g.add_argument("--results", type=Path, default=RESULTS_DIR)
-    g.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
-    g.add_argument("--max-runs", type=argument_type(positive_int), help="stop after this many runs (>= 1)")
-    g.add_argument("--ids", action="store_true",
-                   help="list: print only the run ids still to do, in the order `run` takes them")
-    _add_training_options(g)
+    g = sub.add_parser("grid", help="list or run a named grid of runs",
+                       description="List or run a named grid of runs: `grid list NAME`, `grid run NAME`.")
+    actions = g.add_subparsers(dest="action", required=True, parser_class=ArgumentParser, metavar="ACTION")
+    gl = actions.add_parser("list", help="each run's state and the time left",
+                            description="Each run of the grid: done, partial, running, invalid or todo, "
+                                        "with an estimate of the time left on --device.")
+    _add_selection_options(gl)
+    gl.add_argument("--ids", action="store_true",
+                    help="print only the run ids still to do, in the order `grid run` takes them")
+    gl.add_argument("--device", default="auto", help="device to estimate the time for: auto, cpu, cuda[:N], mps")
+    _add_training_options(gl, hidden=True)  # accepted, so that one set of grid args fits list and run
+    gr = actions.add_parser("run", help="train every run of the grid that has no record",
+                            description="Train every selected run that has no record, partial runs first. A run "
+                                        "another process is training is skipped for the next one.")
+    _add_selection_options(gr)
+    gr.add_argument("--max-runs", type=argument_type(positive_int), help="stop after this many runs (>= 1)")
+    _add_training_options(gr)
 
-    b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop")
+    b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop",
+                       description="Training throughput: our trainer vs a plain PyTorch loop.")
     from .bench import add_arguments
 
     add_arguments(b)
     return p
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recipe", default="report", choices=list(RECIPES))
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--train-size", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-channels-last", action="store_true")
-    p.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
-    _add_training_options(p)
+def _add_source_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--source", help="CIFAR-10: 'torchvision' (download) or a folder/.zip laid out as "
+                                            "<split>/<class>/<image> (default: $RESNET_NB_DATA, else torchvision)")
 
 
-def _add_training_options(p: argparse.ArgumentParser) -> None:
-    """Device, precision, data source and output options shared by ``train`` and ``grid``."""
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+def _add_selection_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", choices=GRIDS, help="the grid: report (the student report's), paper (the paper's "
+                                               "CIFAR-10 table), precision (fp32 vs bf16)")
+    p.add_argument("--seeds", type=argument_type(parse_seeds),
+                   help=f"e.g. 0-4 or 0,1; at most {MAX_SEEDS}, each >= 0 (default: the grid's)")
+    p.add_argument("--only", help="comma-separated glob(s) on run ids, e.g. 'resnet20*,plain20*' (must match a run)")
+    p.add_argument("--shard", type=argument_type(parse_shard), help="i/k: the i-th of k disjoint parts (1 <= i <= k)")
+    p.add_argument("--results", type=Path, default=RESULTS_DIR, help="records folder (default: the repository's results/)")
+    p.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: <cache>/checkpoints)")
+
+
+def _add_training_options(p: argparse.ArgumentParser, hidden: bool = False) -> None:
+    """Device, precision, data source and output options shared by ``train`` and ``grid run``."""
+    def helped(text: str) -> str:
+        return argparse.SUPPRESS if hidden else text
+
+    if not hidden:
+        p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help=helped("auto: fp32 on CUDA, bf16 on CPUs with bf16 instructions, else fp32"))
+    p.add_argument("--compile", action="store_true", help=helped("torch.compile the model (CUDA)"))
     p.add_argument("--cuda-graph", default="auto", choices=["auto", "on", "off"],
-                   help="run each training step as one CUDA graph (default: on CUDA)")
-    p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+                   help=helped("run each training step as one CUDA graph (auto: yes on CUDA, without --compile or fp16)"))
+    p.add_argument("--source", help=helped("CIFAR-10: 'torchvision' or a folder/.zip "
+                                           "(default: $RESNET_NB_DATA, else torchvision)"))
+    p.add_argument("--quiet", action="store_true", help=helped("no progress bars"))
 
 
 def cmd_models() -> None:
@@ -274,30 +327,38 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    saved = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
     warnings.formatwarning = _one_line_warning
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+    if saved[1] is signal.SIG_DFL:  # not when a caller (a test, a notebook) has its own
         signal.signal(signal.SIGTERM, _terminate)
-    status = 0
     try:
-        if args.command == "models":
-            cmd_models()
-        elif args.command == "data":
-            cmd_data(args)
-        elif args.command == "train":
-            cmd_train(args)
-        elif args.command == "grid":
-            status = cmd_grid(args)
-        elif args.command == "bench":
-            from .bench import run_from_args
-
-            run_from_args(args)
+        return _dispatch(args)
     except (ValueError, DataError, RecordError, LockedError, DivergedError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished epochs are checkpointed and resume on the next run", file=sys.stderr)
         return 130
-    return status
+    finally:
+        warnings.formatwarning = saved[0]
+        if saved[1] is not None:
+            signal.signal(signal.SIGTERM, saved[1])
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "models":
+        cmd_models()
+    elif args.command == "data":
+        cmd_data(args)
+    elif args.command == "train":
+        cmd_train(args)
+    elif args.command == "grid":
+        return cmd_grid(args)
+    elif args.command == "bench":
+        from .bench import run_from_args
+
+        run_from_args(args)
+    return 0
 
 
 if __name__ == "__main__":

@@ -100,8 +100,10 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFullError(exc.errno, f"no space left on the device writing {path}; free some space and "
-                                           "run again (the previous version of the file is kept)") from None
+            full = DiskFullError(f"no space left on the device writing {path}; free some space and run again "
+                                 "(the previous version of the file is kept)")
+            full.errno = exc.errno
+            raise full from None
         raise
 
 
@@ -202,7 +204,7 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
     token = secrets.token_hex(8)
     content = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
                           "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
-    for _ in range(5):
+    for _ in range(1000):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -210,7 +212,8 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
             if info is not None and not _stale(info, max_age):
                 raise LockedError(f"{target} is being run by {describe(info)} (lock {path}); "
                                   "wait for it, or delete the lock if that process is gone") from None
-            _break_stale(path, info)
+            if info is not None:
+                _break_stale(path, info, max_age)
             continue
         with os.fdopen(fd, "wb") as f:
             f.write(content)
@@ -218,19 +221,30 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
     raise LockedError(f"could not claim {path}: other processes keep taking it")
 
 
-def _break_stale(path: Path, seen: dict | None) -> None:
-    """Move a stale lock aside; if another process replaced it meanwhile with a live one, put that back."""
-    aside = path.with_name(f"{path.name}.stale-{os.getpid()}-{secrets.token_hex(4)}")
+def _break_stale(path: Path, seen: dict, max_age: float) -> None:
+    """Remove a stale lock, one process at a time, and only the very lock that was judged stale.
+
+    Without the breaker two processes could each judge the same stale lock, one remove it and
+    create its own, and the other then remove that new, live lock. The breaker is held for
+    microseconds; one left by a process killed right then is removed after 10 s.
+    """
+    breaker = path.with_name(f"{path.name}.break")
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return  # someone else broke it first
-    now = _read_lock(aside)
-    if seen is not None and now is not None and now.get("token") != seen.get("token"):
+        os.close(os.open(breaker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
         with contextlib.suppress(OSError):
-            os.link(aside, path)  # not ours to break: restore it (link never overwrites a newer lock)
-    with contextlib.suppress(OSError):
-        aside.unlink()
+            if time.time() - breaker.stat().st_mtime > 10:
+                breaker.unlink()
+        time.sleep(0.005)
+        return
+    try:
+        now = _read_lock(path)
+        if now is not None and now.get("token") == seen.get("token") and _stale(now, max_age):
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    finally:
+        breaker.unlink()
 
 
 @contextlib.contextmanager

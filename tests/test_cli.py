@@ -229,3 +229,231 @@ def test_cuda_graph_on_cpu_is_refused_before_data(command, tmp_path: Path, capsy
                       ["--results", str(tmp_path)])
     assert main(args) == 2  # RESNET_NB_DATA is unset: loading data first would fail differently
     assert "CUDA graphs need a CUDA device" in one_error_line(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- bad input, checked before any work
+
+TRAIN = ["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--epochs", "1", "--train-size", "100",
+         "--device", "cpu", "--precision", "fp32", "--quiet"]
+
+
+@pytest.mark.parametrize("argv, says", [
+    (["grid", "run", "paper", "--seeds", "3-1"], "seed range '3-1' is empty"),
+    (["grid", "list", "paper", "--seeds", "0-100000000"], "100000001 seeds in '0-100000000'; at most 1000"),
+    (["grid", "run", "paper", "--seeds=-1"], "seeds must be >= 0"),
+    (["grid", "run", "paper", "--seeds", "1-2-3"], "seeds must look like 0-4 or 0,2,3, got '1-2-3'"),
+    (["grid", "run", "paper", "--seeds", "0,-2"], "seeds must be >= 0"),
+    (["grid", "run", "report", "--only", "resnet21*"], "--only 'resnet21*' matches no run of grid 'report'"),
+    (["grid", "run", "report", "--max-runs", "-1"], "--max-runs: must be >= 1, got -1"),
+    (["grid", "run", "report", "--max-runs", "0"], "--max-runs: must be >= 1, got 0"),
+    (["grid", "run", "report", "--device", "foo"], "unknown device 'foo'"),
+    (["grid", "list", "report", "--device", "cuda:x"], "unknown device 'cuda:x'"),
+    ([*TRAIN, "--device", "foo", "--out", "{tmp}/x.json"], "unknown device 'foo'"),
+    ([*TRAIN, "--device", "xpu", "--out", "{tmp}/x.json"], "device 'xpu' is not supported"),
+    ([*TRAIN, "--out", "{tmp}/blocker/x.json"], "output folder {tmp}/blocker is not writable"),
+    ([*TRAIN, "--out", "{tmp}/x.json", "--checkpoints", "{tmp}/blocker"], "checkpoint folder {tmp}/blocker/cli is not"),
+])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(argv, says, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Checked before data is loaded: the source given does not exist, and is never reached."""
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    argv += ["--results", str(tmp_path / "results")] if argv[0] == "grid" else []
+    try:
+        status = main([*argv, "--source", str(tmp_path / "no-such-data")])
+    except SystemExit as exc:  # argparse's own errors
+        status = exc.code
+    assert status == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert says.replace("{tmp}", str(tmp_path)) in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
+
+
+def test_read_only_checkpoint_folder_is_refused_before_training(tmp_path: Path, tiny_zip: Path) -> None:
+    point = tmp_path / "ro"
+    point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k,ro", "tmpfs", str(point)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        p = cli(*TRAIN, "--out", str(tmp_path / "x.json"), "--checkpoints", str(point), "--source", str(tiny_zip))
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+    assert p.returncode == 2
+    assert f"checkpoint folder {point}" in one_error_line(p.stderr) and "Read-only" in p.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_bad_data_layout_via_the_cli(tiny_image_root: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "cifar10-copy"
+    shutil.copytree(tiny_image_root["folder"], copy)
+    shutil.rmtree(copy / "train" / "frog")
+    cache = tmp_path / "cache"
+    p = cli("data", "--source", str(copy), env={"RESNET_NB_CACHE": str(cache)})
+    assert p.returncode == 2 and "has no 'train' images of class frog" in one_error_line(p.stderr)
+    assert not cache.exists() or not list(cache.iterdir())  # nothing left behind
+
+
+def test_disk_full_during_training_keeps_the_last_checkpoint(tmp_path: Path, tiny_zip: Path) -> None:
+    """A real tmpfs that holds one checkpoint (~0.95 MB) but not a second one beside it (atomic replace)."""
+    point = tmp_path / "small"
+    point.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1500k", "tmpfs", str(point)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    argv = [*TRAIN[:7], "--epochs", "2", *TRAIN[9:], "--source", str(tiny_zip)]
+    try:
+        p = cli(*argv, "--out", str(tmp_path / "x.json"), "--checkpoints", str(point),
+                env={"RESNET_NB_CACHE": str(tmp_path / "cache")})
+        assert p.returncode == 2, p.stderr
+        line = one_error_line(p.stderr)
+        ckpt = point / "cli" / "resnet8-A_report_e2_n100_fp32_s0.pt"
+        assert f"error: no space left on the device writing {ckpt}" in line and "previous version" in line
+        from resnet_nb.train import read_checkpoint_history
+
+        assert [r["epoch"] for r in read_checkpoint_history(ckpt)] == [1]  # whole and verified
+        assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]  # no temp, no lock left
+        resumed = tmp_path / "big"
+        (resumed / "cli").mkdir(parents=True)
+        (resumed / "cli" / ckpt.name).write_bytes(ckpt.read_bytes())
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=False)
+    p = cli(*argv, "--out", str(tmp_path / "x.json"), "--checkpoints", str(resumed),
+            env={"RESNET_NB_CACHE": str(tmp_path / "cache")})
+    assert p.returncode == 0, p.stderr
+    assert [r["epoch"] for r in json.loads((tmp_path / "x.json").read_text())["history"]] == [1, 2]
+
+
+# ---------------------------------------------------------------- exclusive runs, SIGTERM
+
+
+def _wait(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
+    import time
+
+    end = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < end and proc.poll() is None, proc.communicate() if proc.poll() is not None else ""
+        time.sleep(0.05)
+
+
+def test_second_train_on_the_same_out_refuses_and_sigterm_stops_the_first(tmp_path: Path, tiny_zip: Path) -> None:
+    import signal
+
+    out, ck = tmp_path / "run.json", tmp_path / "ck"
+    argv = [sys.executable, "-m", "resnet_nb", *TRAIN[:7], "--epochs", "200", *TRAIN[9:], "--source", str(tiny_zip),
+            "--out", str(out), "--checkpoints", str(ck)]
+    env = os.environ | {"OMP_NUM_THREADS": "1", "RESNET_NB_CACHE": str(tmp_path / "cache")}
+    first = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    ckpt = ck / "cli" / "resnet8-A_report_e200_n100_fp32_s0.pt"
+    try:
+        _wait(ckpt, first)  # it is training (one epoch done)
+        second = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert second.returncode == 2
+        line = one_error_line(second.stderr)
+        assert f"error: {out} is being run by pid {first.pid}" in line
+        first.send_signal(signal.SIGTERM)  # what a lease end sends
+        _, err = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 130 and "interrupted; finished epochs are checkpointed" in err
+    assert not out.exists()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cache", "ck"]  # lock released, no temp
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]
+    from resnet_nb.train import read_checkpoint_history
+
+    assert len(read_checkpoint_history(ckpt)) >= 1  # resumable
+
+
+def test_grid_run_skips_a_run_held_by_another_process(tmp_path: Path, tiny_zip: Path) -> None:
+    import socket
+
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    holder = subprocess.Popen(["sleep", "120"])
+    lock = results / "precision" / ".resnet20-A_report_e1_fp32_s0.json.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "token": "t", "started": "T0"}))
+    try:
+        p = cli("grid", "run", "precision", "--seeds", "0", "--max-runs", "1", "--results", str(results),
+                "--checkpoints", str(ck), "--source", str(tiny_zip), "--device", "cpu", "--quiet",
+                env={"RESNET_NB_CACHE": str(tmp_path / "cache")})
+        listed = cli("grid", "list", "precision", "--seeds", "0", "--results", str(results), "--checkpoints", str(ck),
+                     "--device", "cpu")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert p.returncode == 0, p.stderr
+    assert f"skip resnet20-A_report_e1_fp32_s0: being run by pid {holder.pid} on {socket.gethostname()} since T0" \
+        in p.stdout
+    assert "[1/1] resnet20-A_report_e1_bf16_s0" in p.stdout  # the next one, within --max-runs 1
+    assert sorted(x.name for x in (results / "precision").iterdir()) == [lock.name, "resnet20-A_report_e1_bf16_s0.json"]
+    assert [line.split()[:2] for line in listed.stdout.splitlines()[1:3]] == [
+        ["resnet20-A_report_e1_fp32_s0", "running"], ["resnet20-A_report_e1_bf16_s0", "done"]]
+
+
+def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) -> None:
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    env = os.environ | {"OMP_NUM_THREADS": "1", "RESNET_NB_CACHE": str(tmp_path / "cache")}
+    subprocess.run([sys.executable, "-m", "resnet_nb", "data", "--source", str(tiny_zip)], cwd=REPO, env=env,
+                   check=True, capture_output=True)  # build the cache once, as gpu_grid.sh does
+    argv = [sys.executable, "-m", "resnet_nb", "grid", "run", "precision", "--seeds", "0,1", "--results", str(results),
+            "--checkpoints", str(ck), "--source", str(tiny_zip), "--device", "cpu", "--quiet"]
+    procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    from resnet_nb.experiments import grid_runs, read_record, record_path
+
+    for run in grid_runs("precision", [0, 1]):
+        read_record(record_path(run, results), run)
+    assert sorted(x.name for x in (results / "precision").iterdir()) == sorted(
+        f"{r.run_id}.json" for r in grid_runs("precision", [0, 1]))  # no locks or temps left
+    trained = sum(out.count("  done:") for out, _ in outs)
+    assert 4 <= trained <= 5, outs  # each run once (a run finished between one check and a claim may show twice)
+
+
+# ---------------------------------------------------------------- help
+
+
+def _help(*argv: str, capsys: pytest.CaptureFixture) -> str:
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--help"])
+    assert exc.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_help_texts(capsys: pytest.CaptureFixture) -> None:
+    top = _help(capsys=capsys)
+    assert "``" not in top and ":py" not in top and "commands: models" in top
+    listing, running = _help("grid", "list", capsys=capsys), _help("grid", "run", capsys=capsys)
+    for option in ("--max-runs", "--precision", "--compile", "--cuda-graph", "--quiet", "--source"):
+        assert option not in listing and option in running, option
+    assert "--ids" in listing and "--ids" not in running
+    train = _help("train", capsys=capsys)
+    assert "6n+2" in train and "(default: 0)" in train and "(default: report)" in train
+    assert "report (the student report's), paper" in running and "at most 1000" in running
+
+
+def test_every_option_has_help() -> None:
+    import argparse
+
+    from resnet_nb.__main__ import build_parser
+
+    def parsers(p: argparse.ArgumentParser):
+        yield p
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    yield from parsers(child)
+
+    missing = [f"{p.prog} {a.option_strings or a.dest}" for p in parsers(build_parser()) for a in p._actions
+               if not a.help and not isinstance(a, argparse._SubParsersAction) and "bench" not in p.prog]
+    assert missing == []
+
+
+def test_grid_list_accepts_the_run_options_it_hides(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """scripts/gpu_grid.sh hands the same grid args to `grid list --ids` and to `grid run`."""
+    assert main(["grid", "list", "paper", "--ids", "--results", str(tmp_path), "--cuda-graph", "on",
+                 "--precision", "bf16", "--quiet", "--source", "x"]) == 0
+    assert capsys.readouterr().out.split() == [f"resnet{d}-A_paper_s0" for d in (20, 32, 44, 56, 110)]

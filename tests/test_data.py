@@ -409,3 +409,104 @@ def test_random_crop_flip_channels_last_input() -> None:
     a = random_crop_flip(x, torch.Generator().manual_seed(2))
     b = random_crop_flip(x.contiguous(memory_format=torch.channels_last), torch.Generator().manual_seed(2))
     assert torch.equal(a, b)
+
+
+# ---------------------------------------------------------------- integrity of the cache and of the layout
+
+
+def test_cache_checksum_is_recomputed_from_the_pixels(tiny_zip: Path, _isolated_env: Path) -> None:
+    """Altered pixels with a matching file hash (a consistent forgery, or a bug) are caught by the pixels' hash."""
+    first = load_cifar10(tiny_zip, progress=False)
+    npz, meta_file = _cache_files(_isolated_env)
+    with np.load(npz) as f:
+        arrays = {k: f[k].copy() for k in f.files}
+    arrays["train_x"][0, 0, 0, 0] ^= 0x01  # one bit of one pixel
+    np.savez(npz, **arrays)
+    meta = json.loads(meta_file.read_text())
+    meta["file_sha256"] = data_mod._file_sha256(npz)
+    meta_file.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match=f"{npz} is corrupt .*pixels do not match the stored checksum.*rebuilding"):
+        second = load_cifar10(tiny_zip, progress=False)
+    _same(first, second)
+
+
+def test_a_stored_checksum_that_is_not_the_pixels_is_not_trusted(tiny_zip: Path, _isolated_env: Path) -> None:
+    first = load_cifar10(tiny_zip, progress=False)
+    _, meta_file = _cache_files(_isolated_env)
+    meta = json.loads(meta_file.read_text())
+    meta["checksum"] = "0" * 64  # what a record would have copied as the data's identity
+    meta_file.write_text(json.dumps(meta))
+    with pytest.warns(UserWarning, match="rebuilding"):
+        second = load_cifar10(tiny_zip, progress=False)
+    assert second.checksum == first.checksum != "0" * 64
+
+
+COLD_BUILD = r"""
+import sys
+from pathlib import Path
+from resnet_nb.data import load_cifar10
+print(load_cifar10(sys.argv[1], cache=Path(sys.argv[2]), progress=False).checksum)
+"""
+
+
+def test_concurrent_cold_cache_builds_do_not_collide(tiny_zip: Path, tiny_data, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parent.parent), "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", COLD_BUILD, str(tiny_zip), str(tmp_path)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert {out.strip() for out, _ in outs} == {tiny_data.checksum}
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".json", ".npz"]  # no temp file left
+
+
+def _zip_of(root: Path, zip_path: Path, extra: dict[str, bytes] | None = None, skip: str = "") -> Path:
+    import zipfile
+
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for path in sorted(root.rglob("*.png")):
+            name = path.relative_to(root.parent).as_posix()
+            if not (skip and name.startswith(skip)):
+                zf.write(path, name)
+        for name, raw in (extra or {}).items():
+            zf.writestr(name, raw)
+    return zip_path
+
+
+def test_a_class_missing_from_a_split_is_refused(tiny_image_root: dict[str, Path], tmp_path: Path) -> None:
+    bad = _zip_of(tiny_image_root["folder"], tmp_path / "c.zip", skip="cifar10-tiny/test/truck/")
+    with pytest.raises(DataError, match="has no 'test' images of class truck"):
+        load_cifar10(bad, progress=False)
+
+
+def test_a_duplicated_class_folder_is_refused(tiny_image_root: dict[str, Path], tmp_path: Path) -> None:
+    png = (tiny_image_root["folder"] / "train" / "cat" / "0000.png").read_bytes()
+    bad = _zip_of(tiny_image_root["folder"], tmp_path / "d.zip", extra={"backup/train/cat/0000.png": png})
+    with pytest.raises(DataError, match="2 copies of the 'train' class 'cat' \\(backup/train/cat, "
+                                        "cifar10-tiny/train/cat\\).*exactly one copy"):
+        load_cifar10(bad, progress=False)
+
+
+def test_a_corrupt_member_is_named(tiny_image_root: dict[str, Path], tmp_path: Path) -> None:
+    bad = _zip_of(tiny_image_root["folder"], tmp_path / "e.zip", skip="cifar10-tiny/test/dog/0003.png",
+                  extra={"cifar10-tiny/test/dog/0003.png": b"\x89PNG\r\n\x1a\n" + b"\0" * 40})
+    with pytest.raises(DataError, match="cifar10-tiny/test/dog/0003.png in .*e.zip cannot be read as an image"):
+        load_cifar10(bad, progress=False)
+
+
+def test_a_bad_crc_inside_the_zip_is_named(tiny_zip: Path, tmp_path: Path) -> None:
+    """Bytes flipped inside a stored member: zipfile's CRC check fails on read, and the member is named."""
+    import zipfile
+
+    raw = bytearray(tiny_zip.read_bytes())
+    with zipfile.ZipFile(tiny_zip) as zf:
+        info = zf.getinfo("cifar10-tiny/train/bird/0007.png")
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    raw[start + info.compress_size // 2] ^= 0xFF
+    bad = tmp_path / "crc.zip"
+    bad.write_bytes(bytes(raw))
+    with pytest.raises(DataError, match="cifar10-tiny/train/bird/0007.png in .*crc.zip cannot be read"):
+        load_cifar10(bad, progress=False)

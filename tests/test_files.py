@@ -291,3 +291,21 @@ def test_processes_racing_for_one_lock_get_exactly_one_winner(tmp_path: Path) ->
     go.touch()
     outs = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert sorted(outs) == ["lost"] * 5 + ["won"], outs
+
+
+def test_a_breaker_never_removes_a_lock_other_than_the_stale_one_it_saw(tmp_path: Path) -> None:
+    """The interleaving the race test may not hit: B judged the old lock stale, A broke it and took the
+    run, then B gets to break: B must leave A's live lock alone."""
+    from resnet_nb.files import _break_stale, _read_lock
+
+    target = tmp_path / "run.json"
+    dead = py("pass")
+    dead.wait(timeout=30)
+    lock_path(target).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "token": "old"}))
+    seen_by_b = _read_lock(lock_path(target))
+    lock_path(target).unlink()  # A breaks it ...
+    a = claim(target)  # ... and claims the run
+    _break_stale(lock_path(target), seen_by_b, max_age=3600)  # B, late
+    assert json.loads(lock_path(target).read_text())["token"] == a.token
+    assert sorted(p.name for p in tmp_path.iterdir()) == [lock_path(target).name]  # breaker released
+    a.release()

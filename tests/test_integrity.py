@@ -322,3 +322,27 @@ def test_run_one_refuses_a_run_held_by_a_live_process(tiny_data, tmp_path: Path)
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_grid_run_refuses_bad_runs_in_one_line_each_and_goes_on(tiny_zip, tmp_path: Path, monkeypatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """A diverging run and a run with an old-format checkpoint are refused; the next run still trains."""
+    import resnet_nb.__main__ as cli
+
+    monkeypatch.setitem(RECIPES, "boom", Recipe(name="boom", optimizer="adam", lr=1e3, batch_size=16, epochs=2))
+    runs = [RunConfig("precision", "resnet8-A", "boom", 0), RunConfig("precision", "resnet8-A", "report", 0, epochs=1),
+            RunConfig("precision", "resnet8-A", "report", 1, epochs=1)]
+    monkeypatch.setattr(cli, "grid_runs", lambda name, seeds=None: runs)
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    old = checkpoint_path(runs[1], ck)
+    old.parent.mkdir(parents=True)
+    torch.save({"format": 1}, old)
+    status = cli.main(["grid", "run", "precision", "--results", str(results), "--checkpoints", str(ck),
+                       "--source", str(tiny_zip), "--device", "cpu", "--precision", "fp32", "--quiet"])
+    out, err = capsys.readouterr()
+    assert status == 1
+    assert "refused resnet8-A_report_e1_s0: checkpoint" in out and "older resnet_nb" in out  # partial: tried first
+    assert "refused resnet8-A_boom_s0: resnet8-A diverged in epoch 1" in out
+    assert err.strip() == ("error: 2 run(s) refused: resnet8-A_report_e1_s0, resnet8-A_boom_s0 (see above)")
+    assert sorted(p.name for p in (results / "precision").iterdir()) == ["resnet8-A_report_e1_s1.json"]
+    assert old.exists()  # left for the user to delete, as the line says

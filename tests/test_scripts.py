@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,11 @@ case "$1" in
     while [ $# -gt 0 ]; do
       case "$1" in --only) id=$2;; --results) res=$2;; --cuda-graph) graph=$2;; esac; shift
     done
+    echo $$ >>"$res/../pids.txt"
+    case "${FAKE_MODE:-}" in
+      ignore-term) trap '' TERM INT; sleep 60;;  # a worker stuck in a CUDA call, say
+      handle-term) trap 'echo "$id" >>"$res/../stopped.txt"; exit 130' TERM; sleep 60 & wait $!;;
+    esac
     sleep 0.5; mkdir -p "$res/report"; echo "{\"graph\": \"$graph\"}" >"$res/report/$id.json";;
 esac
 """
@@ -38,9 +44,10 @@ def fake_python(tmp_path: Path) -> Path:
     return path
 
 
-def run_grid(fake_python: Path, out: Path, budget: int, min_left: int) -> subprocess.CompletedProcess[str]:
+def run_grid(fake_python: Path, out: Path, budget: int, min_left: int, **extra: str
+             ) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"PYTHON": str(fake_python), "MIN_LEFT": str(min_left), "CKPT": str(out / "ckpt"),
-                        "PATH": os.environ["PATH"]}
+                        "PATH": os.environ["PATH"], "GRACE": "2"} | extra
     return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_grid.sh"), "report", str(budget), "2", str(out),
                            "--seeds", "0", "--cuda-graph", "on"],
                           env=env, capture_output=True, text=True, timeout=120, check=True)
@@ -62,3 +69,43 @@ def test_no_run_starts_too_close_to_the_deadline(fake_python: Path, tmp_path: Pa
     result = run_grid(fake_python, out, budget=5, min_left=30)
     assert "records written: 0" in result.stdout
     assert len((out / "logs" / "skipped.txt").read_text().splitlines()) == 5
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def test_workers_that_ignore_sigterm_are_killed_by_the_deadline(fake_python: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    t0 = time.monotonic()
+    result = run_grid(fake_python, out, budget=8, min_left=4, FAKE_MODE="ignore-term")
+    took = time.monotonic() - t0
+    assert took < 8 + 2, took  # the budget, plus the script's own start and end
+    assert "records written: 0" in result.stdout
+    exits = (out / "logs" / "workers.txt").read_text().splitlines()
+    assert len(exits) == 2 and all(": exit 137 at " in line for line in exits), exits  # SIGKILL: ignored TERM
+    assert all(int(line.split(" at ")[1].split()[0]) <= 8 for line in exits), exits
+    assert len((out / "logs" / "skipped.txt").read_text().splitlines()) == 3
+    pids = [int(p) for p in (out / "pids.txt").read_text().split()]
+    assert len(pids) == 2 and not any(_alive(p) for p in pids)  # no worker outlives the lease
+
+
+def test_workers_get_sigterm_first_and_can_stop_cleanly(fake_python: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_grid(fake_python, out, budget=7, min_left=4, FAKE_MODE="handle-term")
+    assert "records written: 0" in result.stdout
+    assert sorted((out / "stopped.txt").read_text().split()) == ["r1_s0", "r2_s0"]  # their TERM handler ran
+    exits = (out / "logs" / "workers.txt").read_text().splitlines()
+    assert len(exits) == 2 and all(": exit 124 at " in line for line in exits), exits  # stopped by TERM in time
+    assert all(int(line.split(" at ")[1].split()[0]) <= 7 - 2 + 1 for line in exits), exits
+
+
+def test_min_left_must_exceed_grace(fake_python: Path, tmp_path: Path) -> None:
+    env = os.environ | {"PYTHON": str(fake_python), "MIN_LEFT": "10", "GRACE": "10"}
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_grid.sh"), "report", "60", "2", str(tmp_path / "o")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "MIN_LEFT (10 s) must exceed GRACE (10 s)" in p.stderr
