@@ -26,12 +26,14 @@ class Svg:
         self.width, self.height, self.parts = width, height, [f"<title>{escape(title)}</title>"]
 
     def text(self, x: float, y: float, s: str, size: int = 14, anchor: str = "middle", color: str = INK,
-             weight: str = "normal", italic: bool = False) -> None:
+             weight: str = "normal", italic: bool = False, rotate: int = 0) -> None:
         style = ' font-style="italic"' if italic else ""
+        if rotate:
+            style += f' transform="rotate({rotate} {x:g} {y:g})"'
         self.parts.append(f'<text x="{x:g}" y="{y:g}" font-size="{size}" text-anchor="{anchor}" fill="{color}" '
                           f'font-weight="{weight}"{style}>{escape(s)}</text>')
 
-    def box(self, cx: float, cy: float, w: float, h: float, label: str, fill: str = CONV, size: int = 14,
+    def box(self, cx: float, cy: float, w: float, h: float, label: str, fill: str = CONV, size: int = 17,
             stroke: str = INK) -> None:
         self.parts.append(f'<rect x="{cx - w / 2:g}" y="{cy - h / 2:g}" width="{w:g}" height="{h:g}" rx="6" '
                           f'fill="{fill}" stroke="{stroke}" stroke-width="1.2"/>')
@@ -63,41 +65,46 @@ class Svg:
                 f'<rect width="100%" height="100%" fill="#fff"/>' + "".join(self.parts[1:]) + "</svg>\n")
 
 
+# Sizes in SVG units: the figures are about 500 units wide and shown at the text width, so a 17-unit
+# font stays readable on a 390 px phone (about 11 px there).
+LABEL, TITLE, NOTE = 17, 20, 15
+
+
 def _block(svg: Svg, cx: float, top: float, residual: bool, first_conv: str, second_conv: str,
-           shortcut: str | None = None, shortcut_color: str = INK, out_label: str = "") -> None:
+           shortcut: str = "", shortcut_color: str = INK, out_label: str = "", show_f: bool = True) -> None:
     """One basic block drawn downwards from ``top``: conv-BN, ReLU, conv-BN, (+ shortcut), ReLU."""
-    w, h = 190, 40
-    ys = [top + 40, top + 100, top + 160, top + 225, top + 285]  # conv1, relu, conv2, add, relu
-    svg.text(cx, top + 5, "x", 16, italic=True)
-    svg.arrow([(cx, top + 10), (cx, ys[0] - h / 2)])
-    svg.box(cx, ys[0], w, h, first_conv)
+    w, h = 176, 46 if "\n" in first_conv else 38
+    ys = [top + 42, top + 104, top + 166, top + 232, top + 290]  # conv1, relu, conv2, add, relu
+    svg.text(cx, top + 6, "x", LABEL + 2, italic=True)
+    svg.arrow([(cx, top + 11), (cx, ys[0] - h / 2)])
+    svg.box(cx, ys[0], w, h, first_conv, size=16 if "\n" in first_conv else LABEL)
     svg.arrow([(cx, ys[0] + h / 2), (cx, ys[1] - 15)])
-    svg.box(cx, ys[1], 90, 30, "ReLU", RELU)
+    svg.box(cx, ys[1], 84, 30, "ReLU", RELU)
     svg.arrow([(cx, ys[1] + 15), (cx, ys[2] - h / 2)])
-    svg.box(cx, ys[2], w, h, second_conv)
+    svg.box(cx, ys[2], w, h, second_conv, size=16 if "\n" in second_conv else LABEL)
     if residual:
         svg.arrow([(cx, ys[2] + h / 2), (cx, ys[3] - 14)])
         svg.plus(cx, ys[3])
         svg.arrow([(cx, ys[3] + 13), (cx, ys[4] - 15)])
-        right = cx + w / 2 + 30
-        svg.arrow([(cx, top + 18), (right, top + 18), (right, ys[3]), (cx + 15, ys[3])], shortcut_color)
-        svg.text(cx - w / 2 - 8, (ys[0] + ys[2]) / 2 + 5, "F(x)", 16, anchor="end", italic=True)
-        for i, line in enumerate((shortcut or "identity: x").split("\n")):
-            svg.text(right + 8, (top + ys[3]) / 2 + 10 + 17 * i, line, 13, anchor="start", color=shortcut_color)
+        right = cx + w / 2 + 20
+        svg.arrow([(cx, top + 19), (right, top + 19), (right, ys[3]), (cx + 15, ys[3])], shortcut_color)
+        svg.text(right + 17, (top + ys[3]) / 2 + 12, shortcut or "identity: x", NOTE, color=shortcut_color, rotate=90)
+        if show_f:
+            svg.text(cx - w / 2 - 6, (ys[0] + ys[2]) / 2 + 6, "F(x)", LABEL + 1, anchor="end", italic=True)
     else:
         svg.arrow([(cx, ys[2] + h / 2), (cx, ys[4] - 15)])
-    svg.box(cx, ys[4], 90, 30, "ReLU", RELU)
-    svg.arrow([(cx, ys[4] + 15), (cx, ys[4] + 45)])
-    svg.text(cx, ys[4] + 63, out_label or ("F(x) + x" if residual else "H(x)"), 16, italic=True)
+    svg.box(cx, ys[4], 84, 30, "ReLU", RELU)
+    svg.arrow([(cx, ys[4] + 15), (cx, ys[4] + 42)])
+    svg.text(cx, ys[4] + 62, out_label or ("F(x) + x" if residual else "H(x)"), LABEL + 2, italic=True)
 
 
 def residual_block_svg() -> str:
     """Plain block (left) vs residual block (right): the same layers, the residual adds x before the last ReLU."""
-    svg = Svg(640, 420, "A plain block and a residual block")
-    svg.text(150, 24, "Plain block", 17, weight="bold")
-    svg.text(420, 24, "Residual block", 17, weight="bold")
-    _block(svg, 150, 40, False, "3×3 conv + BN", "3×3 conv + BN")
-    _block(svg, 420, 40, True, "3×3 conv + BN", "3×3 conv + BN", "identity\nshortcut: x\n(0 parameters)")
+    svg = Svg(500, 400, "A plain block and a residual block")
+    svg.text(110, 26, "Plain block", TITLE, weight="bold")
+    svg.text(335, 26, "Residual block", TITLE, weight="bold")
+    _block(svg, 110, 44, False, "3×3 conv + BN", "3×3 conv + BN")
+    _block(svg, 335, 44, True, "3×3 conv + BN", "3×3 conv + BN", "identity shortcut: x")
     return svg.render()
 
 
@@ -108,17 +115,19 @@ PROJECTION_PARAMS = (16 * 32 + 2 * 32, 32 * 64 + 2 * 64)  # (576, 2176); tests c
 def shortcut_options_svg() -> str:
     """The first block of a stage (16 → 32 channels, 32×32 → 16×16): option A vs option B shortcut."""
     first, second = PROJECTION_PARAMS
-    svg = Svg(780, 470, "Shortcut option A and option B where a stage begins")
-    for cx, name, color, text in (
-            (175, "Option A (zero-padding identity)", SHORTCUT_A, "take every 2nd pixel,\nadd 16 zero\nchannels\n(0 parameters)"),
-            (545, "Option B (projection)", SHORTCUT_B, f"1×1 conv, stride 2,\n16 → 32 channels\n+ BN\n({first:,} parameters)")):
-        svg.text(cx, 24, name, 16, weight="bold")
-        svg.text(cx, 46, "in: 16 channels, 32×32", 13, color=MUTED)
-        _block(svg, cx - 20, 60, True, "3×3 conv, stride 2\n16 → 32 + BN", "3×3 conv\n32 → 32 + BN", text, color,
-               "out: 32 channels, 16×16")
-    svg.text(390, 462, f"Option B adds {first:,} + {second:,} = {first + second:,} parameters per network "
-             "(two stage boundaries).", 13,
-             color=MUTED)
+    svg = Svg(520, 536, "Shortcut option A and option B where a stage begins")
+    for cx, name, color, short, details in (
+            (115, "Option A", SHORTCUT_A, "zero-padding identity",
+             ["every 2nd pixel,", "+ 16 zero channels:", "0 parameters"]),
+            (385, "Option B", SHORTCUT_B, "projection",
+             ["1×1 conv, stride 2,", "16 → 32 channels, + BN:", f"{first:,} parameters"])):
+        svg.text(cx + 10, 26, name, TITLE, weight="bold")
+        svg.text(cx, 52, "in: 16 ch, 32×32", NOTE, color=MUTED)
+        _block(svg, cx, 72, True, "3×3 conv, stride 2\n16 → 32 + BN", "3×3 conv\n32 → 32 + BN", short, color,
+               "out: 32 ch, 16×16", show_f=False)
+        for i, line in enumerate(details):
+            svg.text(cx + 10, 452 + 20 * i, line, NOTE + 1, color=color, weight="bold" if i == 2 else "normal")
+    svg.text(260, 526, f"Option B, whole net: {first:,} + {second:,} = {first + second:,} parameters", NOTE, color=MUTED)
     return svg.render()
 
 
@@ -141,10 +150,10 @@ def stem_feature_sizes(stem: str, image_size: int = 32) -> list[tuple[str, int]]
 
 
 _STEP_TEXT = {
-    "imagenet": {"image": "input image", "conv1": "7×7 conv, stride 2", "maxpool": "3×3 max-pool, stride 2"},
-    "cifar": {"image": "input image", "conv1": "3×3 conv, stride 1", "maxpool": "no max-pool"},
+    "imagenet": {"image": "CIFAR-10 image", "conv1": "7×7 conv, stride 2", "maxpool": "3×3 max-pool, stride 2"},
+    "cifar": {"image": "CIFAR-10 image", "conv1": "3×3 conv, stride 1", "maxpool": "none (identity)"},
 }
-_STAGE_TEXT = {"layer1": "2 blocks, 64 ch", "layer2": "2 blocks, 128 ch, stride 2",
+_STAGE_TEXT = {"layer1": "2 blocks, 64 channels", "layer2": "2 blocks, 128 ch, stride 2",
                "layer3": "2 blocks, 256 ch, stride 2", "layer4": "2 blocks, 512 ch, stride 2"}
 
 
@@ -155,22 +164,21 @@ def stems_svg(imagenet: Sequence[tuple[str, int]], cifar: Sequence[tuple[str, in
     """
     if [s for s, _ in imagenet] != [s for s, _ in cifar]:
         raise ValueError("both stems must list the same steps")
-    row, top, scale = 92, 70, 1.6
-    svg = Svg(600, top + row * len(imagenet) + 20, "ResNet-18 on a 32×32 image: ImageNet stem vs CIFAR stem")
-    svg.text(190, 24, "ImageNet stem (as shipped)", 16, weight="bold")
-    svg.text(430, 24, "CIFAR stem", 16, weight="bold")
-    svg.text(190, 44, "torchvision resnet18()", 13, color=MUTED)
-    svg.text(430, 44, "3×3 conv, no max-pool", 13, color=MUTED)
+    row, top, scale = 86, 72, 1.5
+    svg = Svg(500, top + row * len(imagenet) + 6, "ResNet-18 on a 32×32 image: ImageNet stem vs CIFAR stem")
+    for left, title, sub in ((0, "ImageNet stem", "torchvision, as shipped"), (255, "CIFAR stem", "3×3 conv, no max-pool")):
+        svg.text(left + 10, 26, title, TITLE, anchor="start", weight="bold")
+        svg.text(left + 10, 50, sub, NOTE, anchor="start", color=MUTED)
     for i, ((step, a), (_, b)) in enumerate(zip(imagenet, cifar)):
         cy = top + row * i + row / 2
-        svg.text(12, cy + 5, step, 14, anchor="start", weight="bold")
-        for cx, stem, side in ((190, "imagenet", a), (430, "cifar", b)):
-            svg.square(cx - 55, cy, max(2.0, side * scale))
-            label = _STEP_TEXT[stem].get(step) or _STAGE_TEXT.get(step, step)
-            svg.text(cx - 14, cy - 4, label, 13, anchor="start", color=MUTED)
-            svg.text(cx - 14, cy + 15, f"{side}×{side}", 15, anchor="start", weight="bold")
+        for left, stem, side in ((0, "imagenet", a), (255, "cifar", b)):
+            sx = left + 36
+            svg.square(sx, cy, max(2.0, side * scale))
+            svg.text(sx + 34, cy - 2, f"{step}: {side}×{side}", LABEL, anchor="start", weight="bold")
+            detail = _STEP_TEXT[stem].get(step) or _STAGE_TEXT.get(step, "")
+            svg.text(sx + 34, cy + 19, detail, NOTE - 1, anchor="start", color=MUTED)
             if i:
-                svg.arrow([(cx - 55, cy - row + 16 * scale + 4), (cx - 55, cy - 16 * scale - 4)], MUTED)
+                svg.arrow([(sx, cy - row + 16 * scale + 4), (sx, cy - 16 * scale - 4)], MUTED)
     return svg.render()
 
 

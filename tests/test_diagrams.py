@@ -27,7 +27,10 @@ def test_stem_sizes_are_measured_on_the_models() -> None:
 
 def test_stems_diagram_shows_the_sizes_it_is_given() -> None:
     svg = diagrams.stems_svg([("image", 32), ("conv1", 16)], [("image", 32), ("conv1", 32)])
-    assert _texts(svg).count("32×32") == 3 and "16×16" in _texts(svg)
+    assert _texts(svg).count("image: 32×32") == 2
+    assert {"conv1: 16×16", "conv1: 32×32", "7×7 conv, stride 2", "3×3 conv, stride 1"} <= set(_texts(svg))
+    squares = [float(r.get("width")) for r in ET.fromstring(svg).iter(f"{SVG}rect") if r.get("width") != "100%"]
+    assert squares == [48.0, 48.0, 24.0, 48.0]  # drawn to scale: side 1.5 units per pixel
     with pytest.raises(ValueError, match="same steps"):
         diagrams.stems_svg([("image", 32)], [("conv1", 32)])
 
@@ -37,7 +40,9 @@ def test_projection_parameters_match_option_b() -> None:
     projections = [count_parameters(model_b.layer2[0].shortcut), count_parameters(model_b.layer3[0].shortcut)]
     assert tuple(projections) == diagrams.PROJECTION_PARAMS == (576, 2176)
     assert count_parameters(model_b) - count_parameters(model_a) == sum(diagrams.PROJECTION_PARAMS)
-    assert "(576 parameters)" in _texts(diagrams.shortcut_options_svg())
+    texts = _texts(diagrams.shortcut_options_svg())
+    assert "576 parameters" in texts and "0 parameters" in texts
+    assert "Option B, whole net: 576 + 2,176 = 2,752 parameters" in texts
 
 
 def test_residual_block_diagram_labels() -> None:
