@@ -4,6 +4,7 @@
 // sliver, stacks the menus on top of each other and cuts the caption. Here, once a figure is drawn
 // on a narrow screen: the menus are stacked at the left, the legend goes under the plot in rows,
 // and the caption is re-wrapped to the width. Nothing changes on wider screens.
+// tests/test_browser.py checks the result at 390 px (legend, caption, menus inside each figure).
 (function () {
   "use strict";
   var NARROW = 640;
@@ -77,5 +78,13 @@
     });
   }
 
-  window.addEventListener("load", adaptAll);
+  // Figures drawn later (e.g. inside a widget's saved output) are adapted when they appear.
+  var pending = null;
+  function schedule() { clearTimeout(pending); pending = setTimeout(adaptAll, 150); }
+  window.addEventListener("load", function () {
+    adaptAll();
+    if (window.innerWidth <= NARROW && window.MutationObserver) {
+      new MutationObserver(schedule).observe(document.body, {childList: true, subtree: true});
+    }
+  });
 })();

@@ -3,7 +3,7 @@
 
 Checked on each page: no JavaScript errors (console errors, uncaught exceptions, failed requests,
 HTTP errors), no request to another host (they are blocked and recorded), every plotly figure drawn
-with at least one trace, equations typeset by MathJax, saved widget state drawn, the launch buttons
+with at least one trace and its legend, caption, menus and title inside its box, equations typeset by MathJax, saved widget state drawn, the launch buttons
 pointing at the repository configured in ``_config.yml``, and (phone) no horizontal page overflow.
 On desktop, one menu button of each plotly figure that has menus is clicked and must change what is
 drawn. Screenshots go to ``_build/browser-artifacts/<width>/<page>.png``.
@@ -102,9 +102,13 @@ def browser() -> Iterator[Browser]:
 
 # What the page reports once drawn (evaluated in the browser).
 STATE_JS = """() => {
-  const figures = [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
-    id: gd.id, traces: (gd.data || []).length, drawn: gd.querySelectorAll('g.trace, g.table').length,
-    menus: (gd.layout && gd.layout.updatemenus || []).length}));
+  const outside = (el, box) => { const r = el.getBoundingClientRect();
+    return r.width > 0 && (r.right > Math.min(box.right, window.innerWidth) + 1 || r.bottom > box.bottom + 1 || r.left < box.left - 1); };
+  const figures = [...document.querySelectorAll('.js-plotly-plot')].map(gd => { const box = gd.getBoundingClientRect();
+    return {id: gd.id, traces: (gd.data || []).length, drawn: gd.querySelectorAll('g.trace, g.table').length,
+      menus: (gd.layout && gd.layout.updatemenus || []).length,
+      cut: [...gd.querySelectorAll('g.legend, g.annotation, g.updatemenu-header-group, .g-gtitle')]
+        .filter(el => outside(el, box)).map(el => el.getAttribute('class'))}; });
   const maths = [...document.querySelectorAll('.math')];
   const views = [...document.querySelectorAll('script[type="application/vnd.jupyter.widget-view+json"]')];
   const links = [...document.querySelectorAll('.article-header-buttons a[href], .header-article a[href]')]
@@ -164,7 +168,7 @@ def _visit(browser: Browser, server: str, page_name: str, view: str) -> Visit:
         except Exception as exc:  # reported by the checks below (what is missing), not as a timeout
             visit.errors.append(f"page did not finish drawing in {SETTLE_MS / 1000:g} s: {type(exc).__name__}")
         page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.wait_for_timeout(300)
+        page.wait_for_timeout(800)  # _static/phone-figures.js re-lays figures 150 ms after the page settles
         visit.state = page.evaluate(STATE_JS)
         shot = ARTIFACTS / view / f"{page_name.replace('/', '_')}.png"
         shot.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +259,13 @@ def test_no_horizontal_overflow_on_a_phone(visits: dict, case: tuple[str, str]) 
     state = visits[case].state
     assert state["scroll_width"] <= state["inner_width"], (
         f"page is {state['scroll_width']} px wide at {state['inner_width']} px: something does not wrap or scroll in its box")
+
+
+@pytest.mark.parametrize("case", CASES, ids=_ids)
+def test_figure_legends_captions_and_menus_stay_inside_the_figure(visits: dict, case: tuple[str, str]) -> None:
+    visit = visits[case]
+    cut = {f["id"]: f["cut"] for f in visit.state["figures"] if f["cut"]}
+    assert not cut, f"{visit.url}: parts drawn outside their figure (cut off): {cut}"
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: Path(p).name)
