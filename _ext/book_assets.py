@@ -9,6 +9,10 @@
   with widgets, see ``nb_ipywidgets_js`` in ``_config.yml``), ``mathjax/tex-svg.js`` renders the
   equations (``mathjax_path``). A missing file is a warning, i.e. an error in a strict build.
   (Not ``_static/``: Jupyter Book adds every ``.js`` found there to every page.)
+* Each page lists each script once. sphinx-thebe and sphinx-togglebutton add inline scripts after
+  the builder exists; Sphinx 7.4 keeps them once as ``filename=None`` (added to the builder) and once
+  as ``filename=''`` (re-read from the registry), so every page declared ``const THEBE_JS_URL``
+  twice (a ``SyntaxError`` in the console). :func:`unique_scripts` drops the second copy.
 """
 
 from __future__ import annotations
@@ -49,8 +53,24 @@ def copy_plotly(app: Sphinx, exception: Exception | None) -> None:
         shutil.copyfile(plotly_js(), target)
 
 
+def unique_scripts(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    """Drop repeated ``<script>`` entries (same file or inline body, same attributes) from a page."""
+    scripts = context.get("script_files")
+    if not isinstance(scripts, list):
+        return
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    unique = []
+    for js in scripts:
+        key = (getattr(js, "filename", None) or "", tuple(sorted((k, str(v)) for k, v in getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.add_js_file("plotly.min.js", priority=200)  # before require.js (priority 500), see above
     app.connect("config-inited", serve_vendor)
     app.connect("build-finished", copy_plotly)
+    app.connect("html-page-context", unique_scripts, priority=900)  # after extensions that add page scripts
     return {"version": "1.0", "parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # The project's test command (README, .ci/run, .github/workflows/tests.yml):
-# unit tests, the notebooks under nbval, and a strict offline build of the book.
-# Run it inside the environment made from requirements.txt. The live training cells of
-# the notebooks use the smoke budget and need CIFAR-10 (RESNET_NB_DATA, or internet).
+# unit tests, the notebooks under nbval, a strict offline build of the book, then the built pages in
+# headless Chromium (tests/test_browser.py; skipped with the reason when Chromium is missing).
+# Runs in the active environment, else in .venv (made by scripts/book.sh), else with `python`.
+# The live training cells of the notebooks use the smoke budget and need CIFAR-10 (RESNET_NB_DATA, or internet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -z "${PYTHON:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && [ -x .venv/bin/python ]; then
+  PYTHON=.venv/bin/python
+fi
 py=${PYTHON:-python}
+bin=$(dirname "$(command -v "$py")")
+export PATH="$bin:$PATH"  # jupyter-book and the notebook kernels from the same environment
 export RESNET_NB_BUDGET=${RESNET_NB_BUDGET:-smoke}
 
 echo "== unit tests"
-"$py" -m pytest tests -q -p no:cacheprovider
+"$py" -m pytest tests -q -p no:cacheprovider --ignore=tests/test_browser.py
 
 echo "== notebooks (nbval, budget $RESNET_NB_BUDGET)"
 start=$(date +%s)
@@ -22,3 +28,6 @@ rm -rf _build
 jupyter-book build -W -n --keep-going . 2>&1 | tail -n 25
 [ "${PIPESTATUS[0]}" -eq 0 ]
 test -f _build/html/index.html
+
+echo "== the built pages in a browser (screenshots in _build/browser-artifacts/)"
+"$py" -m pytest tests/test_browser.py -q -p no:cacheprovider -rs
