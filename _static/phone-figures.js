@@ -36,7 +36,7 @@
     var captionLines = 0;
     (layout.annotations || []).forEach(function (a, i) {
       if (a.yshift === CAPTION_SHIFT && typeof a.text === "string") {
-        var lines = rewrap(a.text, Math.max(30, Math.floor(width / 6.3)));
+        var lines = rewrap(a.text, Math.max(30, Math.floor((width - 66) / 6.3))); // inside the margins (l 56, r 10)
         captionLines = lines.length;
         update["annotations[" + i + "].text"] = lines.join("<br>");
       }
