@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -106,7 +107,10 @@ def test_checkpoint_of_another_run_names_the_difference(tiny_data, tmp_path: Pat
     run_fit(tiny_data, checkpoint=ckpt, recipe=one)
     kw = {"seed": {"seed": 1}, "precision": {"precision": "bf16"},
           "recipe": {"recipe": get_recipe("report", epochs=1, batch_size=16, lr=0.01)}}.get(change, {})
-    with pytest.raises(CheckpointMismatch, match=f"belongs to another run \\({change if change != 'model' else ''}"):
+    says = {"seed": "seed: checkpoint 0, this run 1", "precision": "precision: checkpoint 'fp32', this run 'bf16'",
+            "model": "model: checkpoint 'resnet8-A', this run 'plain8'",
+            "recipe": "recipe.lr: checkpoint 0.001, this run 0.01"}[change]
+    with pytest.raises(CheckpointMismatch, match=f"belongs to another run \\({re.escape(says)}\\); delete it"):
         if change == "model":
             fit(ModelSpec("plain", 8), one, tiny_data, device="cpu", precision="fp32", progress=False, checkpoint=ckpt)
         else:
