@@ -251,6 +251,7 @@ TRAIN = ["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--epo
     ([*TRAIN, "--device", "foo", "--out", "{tmp}/x.json"], "unknown device 'foo'"),
     ([*TRAIN, "--device", "xpu", "--out", "{tmp}/x.json"], "device 'xpu' is not supported"),
     ([*TRAIN, "--out", "{tmp}/blocker/x.json"], "output folder {tmp}/blocker is not writable"),
+    ([*TRAIN, "--out", "{tmp}/new/x.json", "--checkpoints", "{tmp}/ck"], "no-such-data' (from argument) does not"),
     ([*TRAIN, "--out", "{tmp}/x.json", "--checkpoints", "{tmp}/blocker"], "checkpoint folder {tmp}/blocker/cli is not"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(argv, says, tmp_path: Path,
