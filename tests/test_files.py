@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 
 @pytest.fixture()
-def tmpfs(tmp_path: Path) -> Iterator[callable]:
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     """``make(size, readonly=False)``: a real tmpfs mount (needs root and mount; else the test is skipped)."""
     mounts: list[Path] = []
 

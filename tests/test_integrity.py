@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint, save_checkpoint
+from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint
 from resnet_nb.data import load_cifar10
 from resnet_nb.experiments import (RESULTS_DIR, RecordError, RunConfig, checkpoint_path, iter_records, read_record,
                                    record_path, run_one, validate_record)
