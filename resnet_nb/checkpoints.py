@@ -64,13 +64,23 @@ def load_for_resume(path: Path, identity: dict[str, Any], map_location: torch.de
     if state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatch(f"checkpoint {path} has format {state.get('format')!r}, this version writes "
                                  f"{CHECKPOINT_FORMAT}; delete it to restart the run from scratch")
-    theirs = state.get("identity") or {}
-    diffs = [f"{k}: checkpoint {theirs.get(k)!r}, this run {identity.get(k)!r}"
-             for k in sorted(set(identity) | set(theirs)) if theirs.get(k) != identity.get(k)]
+    diffs = _differences(state.get("identity") or {}, identity)
     if diffs:
         raise CheckpointMismatch(f"checkpoint {path} belongs to another run ({'; '.join(diffs)}); "
                                  "delete it to restart from scratch, or choose another checkpoint folder")
     return state
+
+
+def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[str]:
+    """``key: checkpoint X, this run Y`` for each differing entry, descending into dicts (the recipe)."""
+    out = []
+    for k in sorted(set(theirs) | set(ours)):
+        a, b = theirs.get(k), ours.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}: checkpoint {a!r}, this run {b!r}")
+    return out
 
 
 def read_checkpoint_history(path: Path) -> list[dict[str, float]]:

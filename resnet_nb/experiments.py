@@ -1,8 +1,8 @@
 """Named grids of runs, a resumable and shardable runner, result records, loading for the book.
 
 A record is one JSON file per finished run, ``results/<grid>/<run_id>.json``, written
-atomically and never edited: config, per-epoch history and provenance, and (since 0.x, optional
-for older records) ``content_sha256``, a hash of the rest that is recomputed on every read. A run
+atomically and never edited: config, per-epoch history and provenance, and ``content_sha256``,
+a hash of the rest that is recomputed on every read (optional: older format-1 records lack it). A run
 that has not finished has no record, only a checkpoint (outside ``results/``) that the runner
 resumes. While a run trains, its record path and its checkpoint are locked (``files.claim``):
 a second process refuses them or, in a grid, takes the next run.

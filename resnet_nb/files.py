@@ -257,11 +257,14 @@ def claimed(target: Path, max_age: float = LOCK_MAX_AGE) -> Iterator[Lock]:
 
 
 def check_writable(folder: Path, what: str) -> None:
-    """Create ``folder`` if needed and prove a file can be written there; ValueError naming it otherwise."""
-    folder = Path(folder)
+    """Prove a file can be written in ``folder`` (or, where it does not exist yet, in its nearest
+    existing parent, which is left as it is); ValueError naming the folder otherwise."""
+    folder = Path(folder).absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("/"))
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = _tmp_name(folder / ".write-probe")
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is a file")
+        probe = _tmp_name(existing / ".write-probe")
         with open(probe, "xb") as f:
             f.write(b"ok")
         probe.unlink()

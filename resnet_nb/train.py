@@ -311,7 +311,10 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
 
     With ``checkpoint``, the state after every epoch is written there atomically, and a
     later call with the same arguments resumes from it and returns the same history as
-    an uninterrupted run (on the same machine). ``cuda_graph``: see :func:`resolve_cuda_graph`.
+    an uninterrupted run (on the same machine). A checkpoint of another run (model, recipe,
+    seed, precision, memory format, or the data's checksum) is refused; a damaged one is not
+    resumed (see :mod:`.checkpoints`). An epoch that diverges raises DivergedError
+    (:func:`check_divergence`). ``cuda_graph``: see :func:`resolve_cuda_graph`.
     """
     from tqdm.auto import tqdm
 

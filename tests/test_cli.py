@@ -251,6 +251,7 @@ TRAIN = ["train", "--model", "resnet", "--depth", "8", "--shortcut", "A", "--epo
     ([*TRAIN, "--device", "foo", "--out", "{tmp}/x.json"], "unknown device 'foo'"),
     ([*TRAIN, "--device", "xpu", "--out", "{tmp}/x.json"], "device 'xpu' is not supported"),
     ([*TRAIN, "--out", "{tmp}/blocker/x.json"], "output folder {tmp}/blocker is not writable"),
+    ([*TRAIN, "--out", "{tmp}/new/x.json", "--checkpoints", "{tmp}/ck"], "no-such-data' (from argument) does not"),
     ([*TRAIN, "--out", "{tmp}/x.json", "--checkpoints", "{tmp}/blocker"], "checkpoint folder {tmp}/blocker/cli is not"),
 ])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(argv, says, tmp_path: Path,
@@ -397,7 +398,7 @@ def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) ->
     env = os.environ | {"OMP_NUM_THREADS": "1", "RESNET_NB_CACHE": str(tmp_path / "cache")}
     subprocess.run([sys.executable, "-m", "resnet_nb", "data", "--source", str(tiny_zip)], cwd=REPO, env=env,
                    check=True, capture_output=True)  # build the cache once, as gpu_grid.sh does
-    argv = [sys.executable, "-m", "resnet_nb", "grid", "run", "precision", "--seeds", "0,1", "--results", str(results),
+    argv = [sys.executable, "-m", "resnet_nb", "grid", "run", "precision", "--seeds", "0", "--results", str(results),
             "--checkpoints", str(ck), "--source", str(tiny_zip), "--device", "cpu", "--quiet"]
     procs = [subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
@@ -405,12 +406,12 @@ def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) ->
     assert [p.returncode for p in procs] == [0, 0], outs
     from resnet_nb.experiments import grid_runs, read_record, record_path
 
-    for run in grid_runs("precision", [0, 1]):
+    for run in grid_runs("precision", [0]):
         read_record(record_path(run, results), run)
     assert sorted(x.name for x in (results / "precision").iterdir()) == sorted(
-        f"{r.run_id}.json" for r in grid_runs("precision", [0, 1]))  # no locks or temps left
+        f"{r.run_id}.json" for r in grid_runs("precision", [0]))  # no locks or temps left
     trained = sum(out.count("  done:") for out, _ in outs)
-    assert 4 <= trained <= 5, outs  # each run once (a run finished between one check and a claim may show twice)
+    assert 2 <= trained <= 3, outs  # each run once (a run finished between one check and a claim may show twice)
 
 
 # ---------------------------------------------------------------- help

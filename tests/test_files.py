@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 
 @pytest.fixture()
-def tmpfs(tmp_path: Path) -> Iterator[callable]:
+def tmpfs(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     """``make(size, readonly=False)``: a real tmpfs mount (needs root and mount; else the test is skipped)."""
     mounts: list[Path] = []
 
@@ -166,8 +166,9 @@ def test_disk_full_simulated_where_tmpfs_is_unavailable(tmp_path: Path, monkeypa
 
 
 def test_check_writable(tmp_path: Path, tmpfs) -> None:
-    check_writable(tmp_path / "new" / "folder", "results")  # created
-    assert (tmp_path / "new" / "folder").is_dir() and not list((tmp_path / "new" / "folder").iterdir())
+    check_writable(tmp_path / "new" / "folder", "results")  # writable once created: nothing is created now
+    check_writable(tmp_path, "results")
+    assert list(tmp_path.iterdir()) == []
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(ValueError, match=f"results folder {blocker}/sub is not writable"):

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint, save_checkpoint
+from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint
 from resnet_nb.data import load_cifar10
 from resnet_nb.experiments import (RESULTS_DIR, RecordError, RunConfig, checkpoint_path, iter_records, read_record,
                                    record_path, run_one, validate_record)
@@ -106,7 +107,10 @@ def test_checkpoint_of_another_run_names_the_difference(tiny_data, tmp_path: Pat
     run_fit(tiny_data, checkpoint=ckpt, recipe=one)
     kw = {"seed": {"seed": 1}, "precision": {"precision": "bf16"},
           "recipe": {"recipe": get_recipe("report", epochs=1, batch_size=16, lr=0.01)}}.get(change, {})
-    with pytest.raises(CheckpointMismatch, match=f"belongs to another run \\({change if change != 'model' else ''}"):
+    says = {"seed": "seed: checkpoint 0, this run 1", "precision": "precision: checkpoint 'fp32', this run 'bf16'",
+            "model": "model: checkpoint 'resnet8-A', this run 'plain8'",
+            "recipe": "recipe.lr: checkpoint 0.001, this run 0.01"}[change]
+    with pytest.raises(CheckpointMismatch, match=f"belongs to another run \\({re.escape(says)}\\); delete it"):
         if change == "model":
             fit(ModelSpec("plain", 8), one, tiny_data, device="cpu", precision="fp32", progress=False, checkpoint=ckpt)
         else:
@@ -157,6 +161,9 @@ from pathlib import Path
 import torch
 torch.set_num_threads(1)
 import resnet_nb.files as files
+import signal
+from resnet_nb.__main__ import _terminate
+signal.signal(signal.SIGTERM, _terminate)  # as `python -m resnet_nb` does
 from resnet_nb.data import load_cifar10
 from resnet_nb.models import ModelSpec
 from resnet_nb.train import fit, get_recipe
@@ -181,17 +188,23 @@ fit(ModelSpec("resnet", 8, "A"), get_recipe("report", epochs=3, batch_size=16), 
 """
 
 
-def test_sigkill_during_a_checkpoint_write_resumes_bit_exact(tiny_data, tiny_zip, baseline, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_signal_during_a_checkpoint_write_resumes_bit_exact(tiny_data, tiny_zip, baseline, tmp_path: Path,
+                                                              sig: int) -> None:
     ckpt, flag = tmp_path / "ck" / "run.pt", tmp_path / "flag"
     proc = subprocess.Popen([sys.executable, "-c", KILL_DURING_SAVE, str(tiny_zip), str(tmp_path / "cache"),
                              str(ckpt), str(flag)], env=env(), stderr=subprocess.PIPE, text=True)
     try:
         wait_for(flag, proc)
-    finally:
-        proc.send_signal(signal.SIGKILL)
+        proc.send_signal(sig)
         proc.wait(timeout=30)
+    finally:
+        proc.kill()
     names = sorted(p.name for p in ckpt.parent.iterdir())
-    assert names[0].startswith(f".run.pt.tmp-{proc.pid}-") and names[1:] == ["run.pt"]  # the write it died in
+    if sig == signal.SIGKILL:  # the write it died in: left for the next writer to remove
+        assert names[0].startswith(f".run.pt.tmp-{proc.pid}-") and names[1:] == ["run.pt"]
+    else:  # SIGTERM unwinds: the writer removes its own temp file
+        assert names == ["run.pt"] and proc.returncode == 1 and "KeyboardInterrupt" in proc.stderr.read()
     assert [r["epoch"] for r in read_checkpoint_history(ckpt)] == [1]  # the last good checkpoint is whole
     seen = []
     result = run_fit(tiny_data, checkpoint=ckpt, on_epoch=seen.append)
