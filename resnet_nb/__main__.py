@@ -16,6 +16,7 @@ from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, estimate_s
                           parse_shard, pending, run_one, run_state, shard)
 from .models import ModelSpec, model_table
 from .provenance import device_name
+from .stacked import group_runs, resolve_seed_parallel, run_group
 from .train import RECIPES, resolve_cuda_graph, resolve_device, resolve_precision
 
 
@@ -63,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: the cache folder)")
     g.add_argument("--max-runs", type=int, help="stop after this many runs")
     g.add_argument("--ids", action="store_true",
-                   help="list: print only the run ids still to do, in the order `run` takes them")
+                   help="list: print only the run ids still to do, in the order `run` takes them "
+                        "(one seed-parallel group per line, ids joined by commas)")
+    g.add_argument("--seed-parallel", default="auto", metavar="auto|off|K",
+                   help="train up to K pending seeds of a config as one seed-parallel group "
+                        "(auto: off on the CPU, 10 on a GPU)")
     _add_training_options(g)
 
     b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop")
@@ -145,11 +150,24 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
     return runs
 
 
+def grid_seed_parallel(args: argparse.Namespace) -> int:
+    """Seeds per group for ``grid``: ``auto`` falls back to 1 where seed-parallel training does not apply."""
+    k = resolve_seed_parallel(args.seed_parallel, resolve_device(args.device))
+    blocker = "--compile" if args.compile else "--precision fp16" if args.precision == "fp16" else None
+    if blocker and k > 1:
+        if args.seed_parallel != "auto":
+            raise ValueError(f"--seed-parallel {args.seed_parallel} does not combine with {blocker}; "
+                             "use --seed-parallel off")
+        return 1
+    return k
+
+
 def cmd_grid(args: argparse.Namespace) -> None:
     runs = select_runs(args)
-    if args.action == "list" and args.ids:  # for scripts that hand runs to parallel workers
-        for run in pending(runs, args.results, args.checkpoints):
-            print(run.run_id)
+    k = grid_seed_parallel(args)
+    if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
+        for group in group_runs(pending(runs, args.results, args.checkpoints), k):
+            print(",".join(run.run_id for run in group))
         return
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
@@ -176,13 +194,22 @@ def cmd_grid(args: argparse.Namespace) -> None:
         return
     check_device_options(args)
     data = load_cifar10(args.source, progress=not args.quiet)
-    for i, run in enumerate(todo, 1):
-        print(f"[{i}/{len(todo)}] {run.run_id}", flush=True)
-        record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
-                         precision=args.precision, compile=args.compile,
-                         cuda_graph=args.cuda_graph, progress=not args.quiet)
-        last = record["history"][-1]
-        print(f"  done: test acc {last['test_acc']:.4f} in {record['provenance']['wall_seconds']:.0f} s", flush=True)
+    done = 0
+    for group in group_runs(todo, k):
+        print(f"[{done + 1}{f'-{done + len(group)}' if len(group) > 1 else ''}/{len(todo)}] "
+              f"{', '.join(r.run_id for r in group)}", flush=True)
+        if len(group) == 1:
+            records = [run_one(group[0], data, results=args.results, checkpoints=args.checkpoints,
+                               device=args.device, precision=args.precision, compile=args.compile,
+                               cuda_graph=args.cuda_graph, progress=not args.quiet)]
+        else:
+            records = run_group(group, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
+                                precision=args.precision, cuda_graph=args.cuda_graph, progress=not args.quiet)
+        done += len(group)
+        for record in records:
+            last = record["history"][-1]
+            print(f"  done: {record['run_id']} test acc {last['test_acc']:.4f} in "
+                  f"{record['provenance']['wall_seconds']:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

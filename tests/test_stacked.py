@@ -239,3 +239,35 @@ def test_stacked_equals_separate_runs_on_cuda(tiny_data) -> None:
     for a, b in zip(got, ref, strict=True):  # TF32 convolutions: a looser tolerance than on the CPU
         for name, t in a.model.state_dict().items():
             torch.testing.assert_close(t, b.model.state_dict()[name], atol=5e-3, rtol=5e-2)
+
+
+def test_grid_cli_groups_seeds(tiny_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from resnet_nb.__main__ import main
+
+    common = ["precision", "--results", str(tmp_path / "res"), "--checkpoints", str(tmp_path / "ck"),
+              "--device", "cpu", "--seeds", "0-2", "--only", "*_fp32_*"]
+    assert main(["grid", "list", *common, "--ids", "--seed-parallel", "2"]) == 0
+    assert capsys.readouterr().out.split() == ["resnet20-A_report_e1_fp32_s0,resnet20-A_report_e1_fp32_s1",
+                                               "resnet20-A_report_e1_fp32_s2"]
+    assert main(["grid", "list", *common, "--ids"]) == 0  # auto: off on the CPU
+    assert len(capsys.readouterr().out.split()) == 3
+    assert main(["grid", "run", *common, "--seed-parallel", "2", "--source", str(tiny_zip), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "[1-2/3] resnet20-A_report_e1_fp32_s0, resnet20-A_report_e1_fp32_s1" in out and "[3/3]" in out
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "res" / "precision").glob("*.json")}
+    assert sorted(records) == [f"resnet20-A_report_e1_fp32_s{s}" for s in range(3)]
+    assert [records[f"resnet20-A_report_e1_fp32_s{s}"]["provenance"].get("seed_parallel") for s in range(3)] \
+        == [2, 2, None]
+
+
+@pytest.mark.parametrize("extra", [["--compile"], ["--precision", "fp16"]])
+def test_grid_cli_refuses_seed_parallel_with(extra, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from resnet_nb.__main__ import main
+
+    assert main(["grid", "list", "paper", "--ids", "--device", "cpu", "--results", str(tmp_path),
+                 "--seed-parallel", "3", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not combine with" in err[0]
+    assert main(["grid", "list", "paper", "--ids", "--device", "cpu", "--results", str(tmp_path),
+                 "--seed-parallel", "auto", *extra]) == 0
+    assert len(capsys.readouterr().out.split()) == 29
