@@ -271,3 +271,20 @@ def test_grid_cli_refuses_seed_parallel_with(extra, tmp_path: Path, capsys: pyte
     assert main(["grid", "list", "paper", "--ids", "--device", "cpu", "--results", str(tmp_path),
                  "--seed-parallel", "auto", *extra]) == 0
     assert len(capsys.readouterr().out.split()) == 29
+
+
+def test_bench_seed_parallel_variant(tiny_data, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from resnet_nb.bench import format_table, run_benchmark
+
+    got = run_benchmark(tiny_data, torch.device("cpu"), ["resnet8-A"], ["report"], ["ours"], steps=2, warmup=1,
+                        repeats=1, eval_images=0, seed_parallel=[1, 3], log=lambda s: None)
+    assert [m.variant for m in got] == ["ours", "seed-parallel x1", "seed-parallel x3"]
+    assert all(m.train_images_per_s > 0 for m in got)
+    assert "seed-parallel x3" in format_table(got)
+
+
+def test_bench_cli_rejects_bad_k(capsys: pytest.CaptureFixture) -> None:
+    from resnet_nb.__main__ import main
+
+    assert main(["bench", "--seed-parallel", "2,x", "--device", "cpu"]) == 2
+    assert "--seed-parallel must be" in capsys.readouterr().err
