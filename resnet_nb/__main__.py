@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "(auto: off on the CPU, 10 on a GPU)")
     _add_training_options(g)
 
+    a = sub.add_parser("akamaster", help="evaluate the published akamaster ResNets on our test copy; write records")
+    a.add_argument("--dir", type=Path, help="checkpoint folder (default: $RESNET_NB_AKAMASTER or the shared copy)")
+    a.add_argument("--out", type=Path, default=RESULTS_DIR / "akamaster")
+    a.add_argument("--device", default="cpu")
+    a.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
+
     b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop")
     from .bench import add_arguments
 
@@ -212,6 +218,17 @@ def cmd_grid(args: argparse.Namespace) -> None:
                   f"{record['provenance']['wall_seconds']:.0f} s", flush=True)
 
 
+def cmd_akamaster(args: argparse.Namespace) -> None:
+    from .akamaster import checkpoint_dir, write_records
+
+    folder = checkpoint_dir(args.dir)
+    resolve_device(args.device)
+    data = load_cifar10(args.source, progress=False)
+    for rec in write_records(folder, data, args.out, args.device):
+        print(f"{rec['model']}: test error {rec['test_error_pct']:.2f} % on {rec['test_images']} {data.variant} test "
+              f"images (published: {rec['published_test_error_pct']} %); record: {args.out / (rec['model'] + '.json')}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -223,6 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_train(args)
         elif args.command == "grid":
             cmd_grid(args)
+        elif args.command == "akamaster":
+            cmd_akamaster(args)
         elif args.command == "bench":
             from .bench import run_from_args
 

@@ -277,10 +277,15 @@ def _macs(model_key: str) -> int:
     return count_macs(build_model(ModelSpec.from_key(model_key)))
 
 
+# folders under results/ that hold other measurements than training runs (their own record kinds)
+NOT_RUN_FOLDERS = ("akamaster",)
+
+
 def iter_records(folder: Path) -> Iterator[dict[str, Any]]:
-    """Valid records under ``folder`` (recursively); invalid ones raise RecordError."""
+    """Valid run records under ``folder`` (recursively, skipping :data:`NOT_RUN_FOLDERS`); invalid ones raise."""
     for path in sorted(Path(folder).rglob("*.json")):
-        yield read_record(path)
+        if not set(path.relative_to(folder).parts[:-1]) & set(NOT_RUN_FOLDERS):
+            yield read_record(path)
 
 
 def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
