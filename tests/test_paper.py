@@ -1,0 +1,37 @@
+"""The paper chapter's tables and verdicts, from synthetic records."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from resnet_nb.paper import degradation_verdict, grid_command, table6
+from tests.test_plots import _paper_records
+
+AKA = [{"model": "resnet20-A", "test_error_pct": 18.97, "published_test_error_pct": 8.27}]
+
+
+def test_table6_side_by_side() -> None:
+    df = _paper_records({"resnet20-A": 3, "plain20": 1}, epochs=2)
+    table = table6(df, AKA)
+    assert list(table.index[:5]) == ["resnet20-A", "resnet32-A", "resnet44-A", "resnet56-A", "resnet110-A"]
+    row = table.loc["resnet20-A"]
+    assert row["paper (%)"] == "8.75" and row["params (paper)"] == "0.27M"
+    assert row["ours, paper recipe (%)"] == "34.00 ± 0.00 (n=3)"  # test acc 0.5 + 0.08 * 2 for every seed
+    assert row["akamaster on our JPEG copy (%)"] == "18.97" and row["JPEG copy effect (points)"] == "+10.70"
+    assert table.loc["plain20", "ours, paper recipe (%)"] == "34.00 (n=1 of 3)"
+    assert table.loc["resnet110-A", "ours, paper recipe (%)"] == \
+        "missing (0 of 5 seeds): `python -m resnet_nb grid run paper --only 'resnet110-A_paper_s*'`"
+    assert table.loc["resnet110-A", "akamaster on our JPEG copy (%)"] == "no checkpoint"
+    assert grid_command("plain56") == "python -m resnet_nb grid run paper --only 'plain56_paper_s*'"
+
+
+def test_degradation_verdict() -> None:
+    df = _paper_records({"plain20": 2, "plain56": 2}, epochs=2)
+    df.loc[df["model"] == "plain56", "train_acc"] -= 0.1
+    text = degradation_verdict(df, "paper")
+    assert "plain-20 29.50 % (n=2), plain-56 39.50 % (n=2): degradation" in text
+    df.loc[df["model"] == "plain56", "train_acc"] += 0.2
+    assert "no degradation" in degradation_verdict(df, "paper")
+    missing = degradation_verdict(pd.DataFrame(columns=df.columns), "report")
+    assert "no verdict yet, plain20, plain56 missing" in missing
+    assert "grid run report --only 'plain20_*,plain56_*'" in missing
