@@ -87,3 +87,27 @@ def imagenet_normalised(data: Cifar10, n: int = 500) -> torch.Tensor:
 def akamaster_models(folder: Path) -> dict[str, torch.nn.Module]:
     """The published nets as our models, keyed like ours (``resnet20-A``)."""
     return {f"resnet{d}-A": load_akamaster(path, d)[0] for d, path in checkpoints(folder).items()}
+
+
+def jpeg_effect_text(akamaster: list[dict[str, Any]]) -> str:
+    """One Markdown sentence: the published nets' error on our JPEG copy vs the error their README reports."""
+    if not akamaster:
+        return ("No akamaster evaluation records yet: `python -m resnet_nb akamaster` writes them "
+                "(needs the checkpoints and CIFAR-10).")
+    parts = [f"ResNet-{r['depth']} {r['test_error_pct']:.2f} % vs {r['published_test_error_pct']:.2f} %"
+             for r in akamaster]
+    effects = [r["test_error_pct"] - r["published_test_error_pct"] for r in akamaster]
+    variant = akamaster[0]["provenance"]["dataset_variant"]
+    return (f"On our test copy ({variant}, {akamaster[0]['test_images']:,} images) the published nets err "
+            f"{min(effects):.1f} to {max(effects):.1f} points more than their README reports on the original "
+            f"pixels ({'; '.join(parts)}). That is the cost of the copy alone: the weights are the same.")
+
+
+def akamaster_folder() -> Path | None:
+    """The checkpoint folder if this machine has it (``$RESNET_NB_AKAMASTER`` or the shared copy), else None."""
+    from .akamaster import checkpoint_dir
+
+    try:
+        return checkpoint_dir()
+    except FileNotFoundError:
+        return None
