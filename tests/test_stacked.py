@@ -228,9 +228,9 @@ def test_run_group_writes_one_record_per_seed(tiny_data, tmp_path: Path) -> None
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_stacked_equals_separate_runs_on_cuda(tiny_data) -> None:
-    recipe = paper_like()
-    torch.backends.cudnn.deterministic = True
+def test_stacked_equals_separate_runs_on_cuda(tiny_data, monkeypatch: pytest.MonkeyPatch) -> None:
+    recipe = paper_like(lr=0.01)  # fp32/TF32 on the GPU: the stable rate (see float64_ctx for why)
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     got = fit_stacked(SPEC, recipe, tiny_data, SEEDS, device="cuda", precision="fp32", cuda_graph="on",
                       progress=False)
     ref = [fit(SPEC, recipe, tiny_data, seed=s, device="cuda", precision="fp32", channels_last=False,
