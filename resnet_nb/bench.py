@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -84,10 +85,11 @@ def baseline_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: 
                                        num_workers=2)
 
 
-def _forever(loader: torch.utils.data.DataLoader | DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _forever(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of a DataLoader, DeviceLoader or StackedBatches, epoch after epoch."""
     epoch = 0
     while True:
-        if isinstance(loader, DeviceLoader):
+        if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         yield from loader
         epoch += 1
@@ -168,18 +170,18 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
 def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10, device: torch.device, *,
                           steps: int, warmup: int, repeats: int) -> Measurement:
     """Aggregate training images/s of K seeds trained as one stacked step (as :func:`fit_stacked` does)."""
-    from .stacked import StackedNets, build_seed_model, stacked_loss
+    from .stacked import StackedBatches, StackedNets, build_seed_model, stacked_loss
 
     precision = resolve_precision("auto", device)
     mean, std = channel_stats(data.train_x)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
-    loaders = [DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=device, mean=mean, std=std,
-                            shuffle=True, augment=recipe.augment, seed=s) for s in range(k)]
+    loaders = StackedBatches([DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=device, mean=mean,
+                                           std=std, shuffle=True, augment=recipe.augment, seed=s) for s in range(k)])
     model = StackedNets([build_seed_model(spec, recipe, s) for s in range(k)]).to(device)
     graph = resolve_cuda_graph("auto", device, precision)
     optimizer = make_optimizer(recipe, model, device, capturable=graph)
     graphed = GraphedStep(model, optimizer, device, precision, loss_fn=stacked_loss) if graph else None
-    streams = [_forever(loader) for loader in loaders]
+    stream = _forever(loaders)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
@@ -189,8 +191,7 @@ def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10
         t0 = time.perf_counter()
         images = 0
         for _ in range(n):
-            batches = [next(s) for s in streams]
-            x, y = torch.stack([b[0] for b in batches]), torch.stack([b[1] for b in batches])
+            x, y = next(stream)
             if graphed is not None:
                 graphed(x, y)
             else:

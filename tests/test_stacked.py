@@ -289,3 +289,29 @@ def test_bench_cli_rejects_bad_k(capsys: pytest.CaptureFixture) -> None:
 
     assert main(["bench", "--seed-parallel", "2,x", "--device", "cpu"]) == 2
     assert "--seed-parallel must be" in capsys.readouterr().err
+
+
+def test_stacked_batches_are_the_separate_loaders_batches(tiny_data) -> None:
+    from resnet_nb.data import DeviceLoader
+    from resnet_nb.stacked import StackedBatches
+
+    def loaders():
+        return [DeviceLoader(tiny_data.train_x, tiny_data.train_y, batch_size=48, mean=[0.5] * 3, std=[0.25] * 3,
+                             shuffle=True, augment=True, seed=s) for s in SEEDS]
+
+    stacked = StackedBatches(loaders())
+    separate_loaders = loaders()
+    for epoch in (0, 3):
+        stacked.set_epoch(epoch)
+        for loader in separate_loaders:
+            loader.set_epoch(epoch)
+        got = list(stacked)
+        want = list(zip(*separate_loaders))
+        assert len(got) == len(want) == 5 and got[-1][0].shape == (3, 8, 3, 32, 32)  # 200 = 4 x 48 + 8
+        for (x, y), per_seed in zip(got, want, strict=True):
+            for k, (xk, yk) in enumerate(per_seed):
+                assert torch.equal(x[k], xk) and torch.equal(y[k], yk)
+        assert not torch.equal(got[0][1][0], got[0][1][1])  # the seeds' orders differ
+    with pytest.raises(ValueError, match="must share"):
+        StackedBatches([loaders()[0], DeviceLoader(tiny_data.train_x, tiny_data.train_y, batch_size=16,
+                                                   mean=[0.5] * 3, std=[0.25] * 3)])
