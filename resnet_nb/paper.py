@@ -32,7 +32,7 @@ def _ours(df: pd.DataFrame, model: str) -> str:
     want = sum(r.model == model for r in grid_runs("paper"))
     summary = summarize(df[df["model"] == model], metrics=("test_acc",)) if len(df) else pd.DataFrame()
     if summary.empty:
-        return f"missing (0 of {want} seeds): `{grid_command(model)}`"
+        return f"missing (0 of {want} seeds)"
     row = summary.iloc[0]
     mean, std, n = 100 * (1 - row["test_acc_mean"]), 100 * row["test_acc_std"], int(row["test_acc_n"])
     spread = "" if n < 2 or math.isnan(std) else f" ± {std:.2f}"
@@ -56,6 +56,20 @@ def table6(df: pd.DataFrame, akamaster: list[dict[str, Any]]) -> pd.DataFrame:
                      "akamaster, published (%)": published, "akamaster on our JPEG copy (%)": jpeg,
                      "JPEG copy effect (points)": effect})
     return pd.DataFrame(rows).set_index("model")
+
+
+def missing_commands(df: pd.DataFrame) -> str:
+    """Markdown: each paper-grid config without all its seeds, and the command that makes them."""
+    lines = []
+    for spec in PAPER_PRIORITY:
+        want = sum(r.model == spec.key for r in grid_runs("paper"))
+        have = int(df[df["model"] == spec.key]["seed"].nunique()) if len(df) else 0
+        if have < want:
+            lines.append(f"- {spec.key} ({have} of {want} seeds): `{grid_command(spec.key)}`")
+    if not lines:
+        return "Every run of the paper grid has its record."
+    return ("Missing, in the grid's priority order (all at once: `python -m resnet_nb grid run paper`; "
+            f"one GPU lease: `{GPU_COMMAND}`):\n\n" + "\n".join(lines))
 
 
 def degradation_verdict(df: pd.DataFrame, grid: str) -> str:
@@ -111,3 +125,12 @@ def akamaster_folder() -> Path | None:
         return checkpoint_dir()
     except FileNotFoundError:
         return None
+
+
+def akamaster_responses(folder: Path, data: Cifar10, keys: tuple[str, ...] = ("resnet20-A", "resnet56-A"),
+                        n: int = 500) -> pd.DataFrame:
+    """Fig. 7 data: :func:`resnet_nb.analysis.response_table` of the published nets on ``n`` test images."""
+    from .analysis import response_table
+
+    nets = {k: m for k, m in akamaster_models(folder).items() if k in keys}
+    return response_table(nets, imagenet_normalised(data, n))

@@ -358,8 +358,8 @@ def paper_error_curves(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (
     command = (f"python -m resnet_nb grid run paper --only '{','.join(m + '_paper_*' for m in missing)}'"
                if missing else "")
     if len(missing) == 2 * len(pairs):
-        return empty_figure(f"No paper-recipe records yet.<br>Make them with {command}<br>"
-                            "(on a GPU: bash scripts/gpu_paper_session.sh 540 $OUT 3)", title)
+        return empty_figure("No paper-recipe records yet.<br>Make them with: python -m resnet_nb grid run paper<br>"
+                            "(one GPU lease: bash scripts/gpu_paper_session.sh 540 $OUT 3)", title)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("plain", "ResNet (option A)"))
     for col, family in ((1, [p for p, _ in pairs]), (2, [r for _, r in pairs])):

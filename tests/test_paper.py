@@ -19,10 +19,19 @@ def test_table6_side_by_side() -> None:
     assert row["ours, paper recipe (%)"] == "34.00 ± 0.00 (n=3)"  # test acc 0.5 + 0.08 * 2 for every seed
     assert row["akamaster on our JPEG copy (%)"] == "18.97" and row["JPEG copy effect (points)"] == "+10.70"
     assert table.loc["plain20", "ours, paper recipe (%)"] == "34.00 (n=1 of 3)"
-    assert table.loc["resnet110-A", "ours, paper recipe (%)"] == \
-        "missing (0 of 5 seeds): `python -m resnet_nb grid run paper --only 'resnet110-A_paper_s*'`"
+    assert table.loc["resnet110-A", "ours, paper recipe (%)"] == "missing (0 of 5 seeds)"
     assert table.loc["resnet110-A", "akamaster on our JPEG copy (%)"] == "no checkpoint"
     assert grid_command("plain56") == "python -m resnet_nb grid run paper --only 'plain56_paper_s*'"
+
+
+def test_missing_commands() -> None:
+    from resnet_nb.paper import missing_commands
+
+    text = missing_commands(_paper_records({"resnet20-A": 3, "plain20": 1}, epochs=1))
+    lines = text.splitlines()
+    assert lines[2] == "- plain20 (1 of 3 seeds): `python -m resnet_nb grid run paper --only 'plain20_paper_s*'`"
+    assert "resnet20-A" not in text and len(lines) == 2 + 8
+    assert "bash scripts/gpu_paper_session.sh 540 $OUT 3" in lines[0]
 
 
 def test_degradation_verdict() -> None:
@@ -46,3 +55,22 @@ def test_jpeg_effect_text() -> None:
     assert "(jpeg, 10,000 images)" in text and "10.2 to 10.7 points more" in text
     assert "ResNet-20 18.97 % vs 8.27 %; ResNet-56 16.80 % vs 6.61 %" in text
     assert "python -m resnet_nb akamaster" in jpeg_effect_text([])
+
+
+def test_akamaster_responses(tiny_data, tmp_path) -> None:
+    import torch
+
+    from resnet_nb.models import ModelSpec, build_model
+    from resnet_nb.paper import akamaster_responses, imagenet_normalised
+
+    torch.manual_seed(0)
+    model = build_model(ModelSpec("resnet", 8, "A"))
+    torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "resnet8-00.th")
+    (tmp_path / "SHA256SUMS").write_text("x  resnet8-00.th\n")
+    got = akamaster_responses(tmp_path, tiny_data, keys=("resnet8-A",), n=20)
+    assert list(got["model"].unique()) == ["resnet8-A"] and len(got) == 7  # the stem + 3 blocks x 2 convs
+    x = imagenet_normalised(tiny_data, 20)
+    first_of_class_1 = int(torch.nonzero(tiny_data.test_y == 1)[0])  # 2 images per class: class 1 starts at 2
+    want = (tiny_data.test_x[first_of_class_1].float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) \
+        / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
+    assert x.shape == (20, 3, 32, 32) and torch.allclose(x[2], want)

@@ -169,7 +169,7 @@ def test_paper_error_curves_say_what_is_missing() -> None:
 
     empty = paper_error_curves(_paper_records({}))
     assert "No paper-recipe records yet" in empty.layout.annotations[0].text
-    assert "python -m resnet_nb grid run paper --only 'plain20_paper_*" in empty.layout.annotations[0].text
+    assert "Make them with: python -m resnet_nb grid run paper<br>" in empty.layout.annotations[0].text
     part = paper_error_curves(_paper_records({"resnet20-A": 1}))
     assert len(part.data) == 2
     notes = " ".join(a.text.replace("<br>", " ") for a in part.layout.annotations)
