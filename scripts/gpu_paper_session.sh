@@ -30,6 +30,8 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv >"$out/gpu.
 if [ -f "$carry" ]; then
   tar xzf "$carry" -C "$CKPT" && echo "resumed checkpoints: $(find "$CKPT" -name '*.pt' | wc -l)" | tee -a "$log"
 fi
+timeout 120 $py -m resnet_nb data >"$out/data.txt" 2>&1  # decode the dataset cache once, before the timed steps
+echo "data: exit $? at $(elapsed) s" | tee -a "$log"
 timeout 120 $py -m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_stacked.py -k "cuda or graph" \
   >"$out/pytest_cuda.txt" 2>&1
 tests=$?

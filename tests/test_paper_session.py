@@ -63,7 +63,8 @@ def test_a_lease_runs_tests_bench_and_seed_parallel_groups(env: dict[str, str], 
     with tarfile.open(out / "records.tgz") as tar:
         member = tar.extractfile("paper/r56_s2.json")
         assert member is not None and member.read().decode().strip() == '{"sp": "auto", "graph": "auto"}'
-    assert "cuda tests: exit 0 -> --cuda-graph auto" in (out / "session.txt").read_text()
+    session_log = (out / "session.txt").read_text()
+    assert session_log.index("data: exit 0") < session_log.index("cuda tests: exit 0 -> --cuda-graph auto")
     assert "records: 9 in all" in (out / "session.txt").read_text()
 
 
