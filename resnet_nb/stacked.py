@@ -46,7 +46,7 @@ from torch.func import functional_call, vmap
 
 from .data import Cifar10, DeviceLoader, atomic_write_text, channel_stats, crop_flip, crop_flip_draws, stratified_subset
 from .models import ModelSpec, build_model, he_init
-from .train import (CHECKPOINT_FORMAT, CudaGraph, FitResult, GraphedStep, Precision, Recipe, evaluate, make_optimizer,
+from .train import (CHECKPOINT_FORMAT, CudaGraph, FitResult, GraphedStep, Precision, Recipe, autocast, make_optimizer,
                     resolve_cuda_graph, resolve_device, resolve_precision, save_checkpoint, train_step)
 
 SEED_PARALLEL_MAX = 10  # `auto` on a GPU groups at most this many seeds (the bench's largest K)
@@ -146,6 +146,22 @@ def per_seed_loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(out.transpose(1, 2), y, reduction="none").mean(1)
 
 
+@torch.no_grad()
+def evaluate_stacked(stacked: StackedNets, loader: DeviceLoader, precision: str = "fp32") -> list[tuple[float, float]]:
+    """:func:`resnet_nb.train.evaluate` for each of the K nets, in one stacked forward per batch."""
+    stacked.eval()
+    loss_sum = torch.zeros(stacked.k, device=loader.device)
+    correct = torch.zeros(stacked.k, device=loader.device, dtype=torch.long)
+    for x, y in loader:
+        with autocast(loader.device, precision):
+            out = stacked(x.expand(stacked.k, *x.shape))
+        # per net, the reduction evaluate() does (same kernel, same order: the same numbers)
+        loss_sum += torch.stack([F.cross_entropy(o.float(), y, reduction="sum") for o in out])
+        correct += (out.argmax(-1) == y).sum(1)
+    n = len(loader.y)
+    return [(loss / n, acc / n) for loss, acc in zip(loss_sum.tolist(), correct.tolist(), strict=True)]
+
+
 def build_seed_model(spec: ModelSpec, recipe: Recipe, seed: int) -> nn.Module:
     """The net exactly as ``fit`` builds it for ``seed`` (same RNG use, same init)."""
     torch.manual_seed(seed)
@@ -194,7 +210,6 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
     test = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=dev, mean=mean, std=std)
 
     stacked = StackedNets([build_seed_model(spec, recipe, s) for s in seeds]).to(dev)
-    eval_models = [build_model(spec).to(dev) for _ in seeds]
     optimizer = make_optimizer(recipe, stacked, dev, capturable=use_graph)
     steps_per_epoch = len(batches)
     epochs = recipe.num_epochs(steps_per_epoch)
@@ -250,13 +265,11 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         bar.close()
         train_seconds = time.perf_counter() - t0
         losses, accs = (loss_sum / n).tolist(), (correct / n).tolist()
+        for seed, loss in zip(seeds, losses, strict=True):
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"{spec.key} seed {seed}: training diverged in epoch {epoch + 1} (loss {loss})")
         rows = []
-        for i, (seed, model) in enumerate(zip(seeds, eval_models, strict=True)):
-            if not math.isfinite(losses[i]):
-                raise FloatingPointError(f"{spec.key} seed {seed}: training diverged in epoch {epoch + 1} "
-                                         f"(loss {losses[i]})")
-            model.load_state_dict(stacked.state_of(i))
-            test_loss, test_acc = evaluate(model, test, prec)
+        for i, (test_loss, test_acc) in enumerate(evaluate_stacked(stacked, test, prec)):
             rows.append({"epoch": epoch + 1, "train_loss": losses[i], "train_acc": accs[i], "test_loss": test_loss,
                          "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
                          "train_images_per_s": n / train_seconds})
@@ -271,9 +284,12 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
                 "model": stacked.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
         if on_epoch is not None:
             on_epoch(rows)
-    for i, model in enumerate(eval_models):
+    models = []
+    for i in range(k):  # each seed as a plain net, evaluated last (eval mode), as fit() returns it
+        model = build_model(spec).to(dev)
         model.load_state_dict(stacked.state_of(i))
-    return [FitResult(model=m, history=h, setup=setup) for m, h in zip(eval_models, histories, strict=True)]
+        models.append(model.eval())
+    return [FitResult(model=m, history=h, setup=setup) for m, h in zip(models, histories, strict=True)]
 
 
 def resolve_seed_parallel(setting: str, device: torch.device) -> int:
