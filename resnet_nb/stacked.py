@@ -21,6 +21,9 @@ It is the same training as K separate :func:`resnet_nb.train.fit` runs, seed by 
   the *sum* of the per-seed mean losses, so each seed's gradient is its own;
 * learning-rate schedule: the recipe's, shared (all seeds are at the same iteration).
 
+The K seeds' batches are gathered and augmented at once (:class:`StackedBatches`, the same
+random draws as K loaders) and the K nets are evaluated in one stacked forward per test batch.
+
 ``tests/test_stacked.py`` checks this against separate ``fit`` runs. What differs: the memory
 format (the stacked nets run NCHW; ``channels_last`` is a 4-D layout), fp16 is refused (one
 GradScaler would skip a step for every seed when one overflows), and ``torch.compile`` is
