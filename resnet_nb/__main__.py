@@ -22,6 +22,7 @@ from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, checkpoint
 from .files import LockedError, check_writable, describe, lock_holder
 from .models import ModelSpec, model_table
 from .provenance import device_name
+from .stacked import group_runs, resolve_seed_parallel, run_group
 from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
 
 MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
@@ -131,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                                         "with an estimate of the time left on --device.")
     _add_selection_options(gl)
     gl.add_argument("--ids", action="store_true",
-                    help="print only the run ids still to do, in the order `grid run` takes them")
+                    help="print only the run ids still to do, in the order `grid run` takes them "
+                         "(one seed-parallel group per line, ids joined by commas)")
+    _add_seed_parallel_option(gl)
     gl.add_argument("--device", default="auto", help="device to estimate the time for: auto, cpu, cuda[:N], mps")
     _add_training_options(gl, hidden=True)  # accepted, so that one set of grid args fits list and run
     gr = actions.add_parser("run", help="train every run of the grid that has no record",
@@ -139,7 +142,16 @@ def build_parser() -> argparse.ArgumentParser:
                                         "another process is training is skipped for the next one.")
     _add_selection_options(gr)
     gr.add_argument("--max-runs", type=argument_type(positive_int), help="stop after this many runs (>= 1)")
+    _add_seed_parallel_option(gr)
     _add_training_options(gr)
+
+    a = sub.add_parser("akamaster", help="evaluate the published akamaster ResNets on our test copy; write records",
+                       description="Evaluate the published akamaster CIFAR ResNets on our test copy and write one "
+                                   "record per checkpoint.")
+    a.add_argument("--dir", type=Path, help="checkpoint folder (default: $RESNET_NB_AKAMASTER or the shared copy)")
+    a.add_argument("--out", type=Path, default=RESULTS_DIR / "akamaster", help="folder for the records")
+    a.add_argument("--device", default="cpu", help="auto, cpu, cuda[:N] or mps")
+    a.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
 
     b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop",
                        description="Training throughput: our trainer vs a plain PyTorch loop.")
@@ -152,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_source_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", help="CIFAR-10: 'torchvision' (download) or a folder/.zip laid out as "
                                             "<split>/<class>/<image> (default: $RESNET_NB_DATA, else torchvision)")
+
+
+def _add_seed_parallel_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed-parallel", default="auto", metavar="auto|off|K",
+                   help="train up to K pending seeds of a config as one seed-parallel group "
+                        "(auto: off on the CPU, where it does not pay; 10 on a GPU)")
 
 
 def _add_selection_options(p: argparse.ArgumentParser) -> None:
@@ -239,11 +257,24 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
     return runs
 
 
+def grid_seed_parallel(args: argparse.Namespace) -> int:
+    """Seeds per group for ``grid``: ``auto`` falls back to 1 where seed-parallel training does not apply."""
+    k = resolve_seed_parallel(args.seed_parallel, resolve_device(args.device))
+    blocker = "--compile" if args.compile else "--precision fp16" if args.precision == "fp16" else None
+    if blocker and k > 1:
+        if args.seed_parallel != "auto":
+            raise ValueError(f"--seed-parallel {args.seed_parallel} does not combine with {blocker}; "
+                             "use --seed-parallel off")
+        return 1
+    return k
+
+
 def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
-    if args.action == "list" and args.ids:  # for scripts that hand runs to parallel workers
-        for run in pending(runs, args.results, args.checkpoints):
-            print(run.run_id)
+    k = grid_seed_parallel(args)
+    if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
+        for group in group_runs(pending(runs, args.results, args.checkpoints), k):
+            print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
@@ -283,37 +314,62 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     check_device_options(args)
     check_writable(args.results / args.name, "results")
     check_writable(checkpoint_path(todo[0], args.checkpoints).parent, "checkpoint")
+    k = grid_seed_parallel(args)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
-    for run in todo:
-        if done == limit:
+    for group in group_runs(todo, k):
+        if done >= limit:
             break
-        holder = lock_holder(record_path(run, args.results))
-        if holder is not None:
-            print(f"  skip {run.run_id}: being run by {describe(holder)}", flush=True)
+        free = []
+        for run in group[: limit - done]:  # a group never trains more runs than --max-runs allows
+            holder = lock_holder(record_path(run, args.results))
+            if holder is not None:
+                print(f"  skip {run.run_id}: being run by {describe(holder)}", flush=True)
+            elif record_path(run, args.results).exists():
+                print(f"  skip {run.run_id}: finished by another process", flush=True)
+            else:
+                free.append(run)
+        if not free:
             continue
-        if record_path(run, args.results).exists():
-            print(f"  skip {run.run_id}: finished by another process", flush=True)
-            continue
-        print(f"[{done + 1}/{limit}] {run.run_id}", flush=True)
+        print(f"[{done + 1}{f'-{done + len(free)}' if len(free) > 1 else ''}/{limit}] "
+              f"{', '.join(r.run_id for r in free)}", flush=True)
         try:
-            record = run_one(run, data, results=args.results, checkpoints=args.checkpoints, device=args.device,
-                             precision=args.precision, compile=args.compile,
-                             cuda_graph=args.cuda_graph, progress=not args.quiet)
+            if len(free) == 1:
+                records = [run_one(free[0], data, results=args.results, checkpoints=args.checkpoints,
+                                   device=args.device, precision=args.precision, compile=args.compile,
+                                   cuda_graph=args.cuda_graph, progress=not args.quiet)]
+            else:
+                records = run_group(free, data, results=args.results, checkpoints=args.checkpoints,
+                                    device=args.device, precision=args.precision, cuda_graph=args.cuda_graph,
+                                    progress=not args.quiet)
         except LockedError as exc:  # claimed by another process since the check above
-            print(f"  skip {run.run_id}: {exc}", flush=True)
+            print(f"  skip {', '.join(r.run_id for r in free)}: {exc}", flush=True)
             continue
         except (DivergedError, CheckpointMismatch, RecordError) as exc:
-            print(f"  refused {run.run_id}: {exc}", flush=True)
-            refused.append(run.run_id)
-            done += 1
+            print(f"  refused {', '.join(r.run_id for r in free)}: {exc}", flush=True)
+            refused += [r.run_id for r in free]
+            done += len(free)
             continue
-        done += 1
-        last = record["history"][-1]
-        print(f"  done: test acc {last['test_acc']:.4f} in {record['provenance']['wall_seconds']:.0f} s", flush=True)
+        done += len(free)
+        for record in records:
+            last = record["history"][-1]
+            print(f"  done: {record['run_id']} test acc {last['test_acc']:.4f} in "
+                  f"{record['provenance']['wall_seconds']:.0f} s", flush=True)
     if refused:
         print(f"error: {len(refused)} run(s) refused: {', '.join(refused)} (see above)", file=sys.stderr)
         return 1
+    return 0
+
+
+def cmd_akamaster(args: argparse.Namespace) -> int:
+    from .akamaster import checkpoint_dir, write_records
+
+    folder = checkpoint_dir(args.dir)
+    resolve_device(args.device)
+    data = load_cifar10(args.source, progress=False)
+    for rec in write_records(folder, data, args.out, args.device):
+        print(f"{rec['model']}: test error {rec['test_error_pct']:.2f} % on {rec['test_images']} {data.variant} test "
+              f"images (published: {rec['published_test_error_pct']} %); record: {args.out / (rec['model'] + '.json')}")
     return 0
 
 
@@ -354,6 +410,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         cmd_train(args)
     elif args.command == "grid":
         return cmd_grid(args)
+    elif args.command == "akamaster":
+        return cmd_akamaster(args)
     elif args.command == "bench":
         from .bench import run_from_args
 

@@ -14,6 +14,9 @@ Variants (images/s after warm-up; median and min..max over repeats):
   feature switched off (``-cuda_graph`` on CUDA only).
 * ``ours +compile``: with ``torch.compile`` instead of the CUDA graph (default variant on
   CUDA only; opt in elsewhere).
+* ``seed-parallel xK`` (``--seed-parallel 1,2,5,10``): K seeds in one step
+  (:mod:`resnet_nb.stacked`, the way ``grid run --seed-parallel`` trains them); the rate is the
+  aggregate over the K nets (K x batch images per step).
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ import json
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -81,10 +85,11 @@ def baseline_loader(x: torch.Tensor, y: torch.Tensor, batch_size: int, augment: 
                                        num_workers=2)
 
 
-def _forever(loader: torch.utils.data.DataLoader | DeviceLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _forever(loader: Any) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches of a DataLoader, DeviceLoader or StackedBatches, epoch after epoch."""
     epoch = 0
     while True:
-        if isinstance(loader, DeviceLoader):
+        if hasattr(loader, "set_epoch"):
             loader.set_epoch(epoch)
         yield from loader
         epoch += 1
@@ -162,6 +167,46 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
                        eval_rate, peak)
 
 
+def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10, device: torch.device, *,
+                          steps: int, warmup: int, repeats: int) -> Measurement:
+    """Aggregate training images/s of K seeds trained as one stacked step (as :func:`fit_stacked` does)."""
+    from .stacked import StackedBatches, StackedNets, build_seed_model, stacked_loss
+
+    precision = resolve_precision("auto", device)
+    mean, std = channel_stats(data.train_x)
+    train_x, train_y = data.train_x.to(device), data.train_y.to(device)
+    loaders = StackedBatches([DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=device, mean=mean,
+                                           std=std, shuffle=True, augment=recipe.augment, seed=s) for s in range(k)])
+    model = StackedNets([build_seed_model(spec, recipe, s) for s in range(k)]).to(device)
+    graph = resolve_cuda_graph("auto", device, precision)
+    optimizer = make_optimizer(recipe, model, device, capturable=graph)
+    graphed = GraphedStep(model, optimizer, device, precision, loss_fn=stacked_loss) if graph else None
+    stream = _forever(loaders)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model.train()
+
+    def run(n: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        images = 0
+        for _ in range(n):
+            x, y = next(stream)
+            if graphed is not None:
+                graphed(x, y)
+            else:
+                train_step(model, optimizer, x, y, device, precision, loss_fn=stacked_loss)
+            images += y.numel()
+        _sync(device)
+        return images / (time.perf_counter() - t0)
+
+    run(warmup)
+    rates = [run(steps) for _ in range(repeats)]
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
+    return Measurement(spec.key, recipe.name, f"seed-parallel x{k}", precision, statistics.median(rates), min(rates),
+                       max(rates), None, peak)
+
+
 def _plain_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=recipe.lr)
@@ -194,7 +239,7 @@ def _eval_rate(model: torch.nn.Module, data: Cifar10, device: torch.device, ours
 
 def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipes: list[str],
                   variants: list[str], *, steps: int, warmup: int, repeats: int, eval_images: int,
-                  log: Callable[[str], None] = print) -> list[Measurement]:
+                  seed_parallel: Sequence[int] = (), log: Callable[[str], None] = print) -> list[Measurement]:
     results = []
     for model in models:
         for recipe_name in recipes:
@@ -203,6 +248,11 @@ def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipe
                 m = measure_variant(variant, ModelSpec.from_key(model), recipe, data, device, steps=steps,
                                     warmup=warmup, repeats=repeats, eval_images=eval_images)
                 log(f"  {model:<11} {recipe_name:<7} {variant:<22} {m.train_images_per_s:8.0f} img/s")
+                results.append(m)
+            for k in seed_parallel:
+                m = measure_seed_parallel(k, ModelSpec.from_key(model), recipe, data, device, steps=steps,
+                                          warmup=warmup, repeats=repeats)
+                log(f"  {model:<11} {recipe_name:<7} {m.variant:<22} {m.train_images_per_s:8.0f} img/s (all seeds)")
                 results.append(m)
     return results
 
@@ -232,12 +282,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-images", type=int, default=2000)
     p.add_argument("--device", default="auto")
     p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
+    p.add_argument("--seed-parallel", default="", metavar="K,K,...",
+                   help="also measure K seeds trained as one stacked step, e.g. 1,2,5,10 (aggregate img/s)")
+    p.add_argument("--note", help="free text stored with --json (e.g. what else ran on the machine)")
     p.add_argument("--json", type=Path, help="also write the measurements and environment here")
 
 
 def run_from_args(args: argparse.Namespace) -> None:
     device = resolve_device(args.device)
-    variants = args.variants.split(",") if args.variants else [
+    try:
+        seed_parallel = [int(v) for v in args.seed_parallel.split(",") if v]
+    except ValueError:
+        raise ValueError(f"--seed-parallel must be a comma-separated list of K >= 1, got {args.seed_parallel!r}") \
+            from None
+    if any(k < 1 for k in seed_parallel):
+        raise ValueError(f"--seed-parallel must be a comma-separated list of K >= 1, got {args.seed_parallel!r}")
+    variants = [] if args.variants == "" else args.variants.split(",") if args.variants else [
         v for v in VARIANTS if v not in CUDA_ONLY or device.type == "cuda"]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
@@ -255,7 +315,7 @@ def run_from_args(args: argparse.Namespace) -> None:
     print(f"benchmark on {env['device_name']}, torch {env['torch']}, {args.steps} steps x {args.repeats} repeats "
           f"after {args.warmup} warm-up steps", flush=True)
     results = run_benchmark(data, device, models, recipes, variants, steps=args.steps, warmup=args.warmup,
-                            repeats=args.repeats, eval_images=args.eval_images,
+                            repeats=args.repeats, eval_images=args.eval_images, seed_parallel=seed_parallel,
                             log=lambda s: print(s, flush=True))
     print(format_table(results))
     if args.json:

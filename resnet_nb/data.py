@@ -324,11 +324,18 @@ class DeviceLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def epoch_generator(self) -> torch.Generator:
+        """The CPU generator of this epoch's order and augmentation (a function of seed and epoch only)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+
+    def epoch_order(self, g: torch.Generator) -> torch.Tensor:
+        """This epoch's sample order (on the CPU); the first draw from ``g``."""
         n = len(self.y)
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        order = torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
-        order = order.to(self.device)
+        return torch.randperm(n, generator=g) if self.shuffle else torch.arange(n)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        g = self.epoch_generator()
+        order = self.epoch_order(g).to(self.device)
         for i in range(len(self)):
             idx = order[i * self.batch_size : (i + 1) * self.batch_size]
             xb = (self.x[idx].float() - self.mean) / self.std
@@ -345,9 +352,20 @@ def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4) -> torch
     Padding is zero after normalisation, i.e. the mean pixel, as in the paper (mean
     subtraction, then padding). One gather, no per-image Python work.
     """
+    offsets, flips = crop_flip_draws(len(x), g, pad)
+    return crop_flip(x, offsets.to(x.device), flips.to(x.device), pad)
+
+
+def crop_flip_draws(b: int, g: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """The random numbers of :func:`random_crop_flip` for ``b`` images: (2, b) crop offsets and b flips."""
+    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=g)
+    flips = torch.rand(b, generator=g) < 0.5
+    return offsets, flips
+
+
+def crop_flip(x: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Apply drawn crops and flips (on ``x``'s device) to a normalised NCHW batch."""
     b, _, h, w = x.shape
-    offsets = torch.randint(0, 2 * pad + 1, (2, b), generator=g).to(x.device)
-    flips = (torch.rand(b, generator=g) < 0.5).to(x.device)
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     rows = offsets[0].view(b, 1) + torch.arange(h, device=x.device).view(1, h)  # (b, h)
     cols = offsets[1].view(b, 1) + torch.arange(w, device=x.device).view(1, w)  # (b, w)

@@ -82,8 +82,7 @@ def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
         models += [ModelSpec("torchvision", 18, stem="imagenet").key, ModelSpec("torchvision", 18, stem="cifar").key]
         recipe, default_seeds = "report", range(5)
     elif name == "paper":
-        models = [ModelSpec("resnet", d, "A").key for d in PAPER_DEPTHS]
-        recipe, default_seeds = "paper", range(1)
+        return paper_runs(seeds)
     elif name == "precision":
         # Does mixed precision cost accuracy? ResNet-20, report recipe, 1 epoch, fp32 vs bf16.
         seeds = list(range(3) if seeds is None else seeds)
@@ -102,6 +101,25 @@ def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
 
 
 GRIDS = ("report", "paper", "precision", "precision10")
+
+# The paper grid (Table 6, Figure 6), in the order a GPU lease takes it: the pairs of the
+# degradation figure at both ends of the depth range first, then ResNet-110, then the rest.
+PAPER_PRIORITY = (ModelSpec("resnet", 20, "A"), ModelSpec("plain", 20), ModelSpec("resnet", 56, "A"),
+                  ModelSpec("plain", 56), ModelSpec("resnet", 110, "A"), ModelSpec("resnet", 32, "A"),
+                  ModelSpec("plain", 32), ModelSpec("resnet", 44, "A"), ModelSpec("plain", 44))
+PAPER_SEEDS = 3
+PAPER_SEEDS_110 = 5  # the paper reports ResNet-110's best and mean ± std of 5 runs
+
+
+def paper_runs(seeds: Iterable[int] | None = None) -> list[RunConfig]:
+    """The paper grid, config by config in :data:`PAPER_PRIORITY` (so a config's seeds can train as one
+    seed-parallel group); 3 seeds each, 5 for ResNet-110, unless ``seeds`` is given."""
+    chosen = None if seeds is None else list(seeds)
+    runs = []
+    for spec in PAPER_PRIORITY:
+        default = range(PAPER_SEEDS_110 if spec.depth == 110 else PAPER_SEEDS)
+        runs += [RunConfig("paper", spec.key, "paper", s) for s in (default if chosen is None else chosen)]
+    return runs
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -313,13 +331,19 @@ def _macs(model_key: str) -> int:
     return count_macs(build_model(ModelSpec.from_key(model_key)))
 
 
+# folders under results/ that hold other measurements than training runs (their own record kinds)
+NOT_RUN_FOLDERS = ("akamaster",)
+
+
 def iter_records(folder: Path, strict: bool = False) -> Iterator[dict[str, Any]]:
-    """Valid records under ``folder`` (recursively).
+    """Valid run records under ``folder`` (recursively, skipping :data:`NOT_RUN_FOLDERS`).
 
     An invalid record is reported by path in a warning and skipped (one bad file does not hide
     every other result); with ``strict`` it raises RecordError.
     """
     for path in sorted(Path(folder).rglob("*.json")):
+        if set(path.relative_to(folder).parts[:-1]) & set(NOT_RUN_FOLDERS):
+            continue
         try:
             yield read_record(path)
         except RecordError as exc:

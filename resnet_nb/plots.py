@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 
 from .models import ModelSpec
 from .records import hardware_text
+from .train import RECIPES
 
 METRICS: dict[str, str] = {
     "test_acc": "test accuracy (%)",
@@ -393,3 +394,49 @@ def response_figure(responses: pd.DataFrame, note: str) -> go.Figure:
     fig.update_xaxes(title_text="layer index (3×3 convs, forward order)")
     fig.update_yaxes(title_text="response std (BN output)")
     return _layout(fig, "Layer responses", note)
+
+
+def paper_error_curves(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (
+        ("plain20", "resnet20-A"), ("plain32", "resnet32-A"), ("plain44", "resnet44-A"), ("plain56", "resnet56-A")),
+                       title: str = "Figure 6: training and test error, paper recipe") -> go.Figure:
+    """The paper's Fig. 6 from records: error (%) vs iteration, plain nets left, ResNets right; training
+    error dashed, test error solid (mean over seeds); the learning-rate drops marked. Missing models
+    are named (with the command that makes them) instead of drawn."""
+    from plotly.subplots import make_subplots
+
+    recipe = RECIPES["paper"]
+    steps = -(-50_000 // recipe.batch_size)  # iterations per epoch on the full training set
+    have = set(df["model"]) if len(df) else set()
+    missing = [m for pair in pairs for m in pair if m not in have]
+    command = (f"python -m resnet_nb grid run paper --only '{','.join(m + '_paper_*' for m in missing)}'"
+               if missing else "")
+    if len(missing) == 2 * len(pairs):
+        return empty_figure("No paper-recipe records yet.<br>Make them with: python -m resnet_nb grid run paper<br>"
+                            "(one GPU lease: bash scripts/gpu_paper_session.sh 540 $OUT 3)", title)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
+                        subplot_titles=("plain", "ResNet (option A)"))
+    for col, family in ((1, [p for p, _ in pairs]), (2, [r for _, r in pairs])):
+        for model in family:
+            if model not in have:
+                continue
+            n = int(df[df["model"] == model]["seed"].nunique())
+            for metric, dash, name in (("train_acc", "dash", "train"), ("test_acc", "solid", "test")):
+                stats = _curve_stats(df, model, metric)
+                fig.add_trace(go.Scatter(
+                    x=[e * steps / 1e4 for e in stats.index], y=list(100 - stats["mean"]),
+                    name=f"{model} {name} (n={n})", legendgroup=model, mode="lines",
+                    line={"color": config_color(model), "dash": dash, "width": 2},
+                    hovertemplate=f"{model} {name} error<br>%{{x:.2f}}e4 iterations: %{{y:.2f}} %<extra></extra>"),
+                    row=1, col=col)
+    drops = [frac * (recipe.iterations or 0) / 1e4 for frac in recipe.lr_milestones]
+    for col in (1, 2):
+        for x in drops:
+            fig.add_vline(x=x, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
+        fig.update_xaxes(title_text="iterations (1e4)", row=1, col=col)
+    fig.add_annotation(text="lr ÷10", x=drops[0], y=1, xref="x", yref="paper", showarrow=False, yanchor="bottom",
+                       font={"size": 11, "color": "#666"}) if drops else None
+    fig.update_yaxes(title_text="error (%)", range=[0, 20], row=1, col=1)
+    note = caption(df[df["model"].isin([m for pair in pairs for m in pair])])
+    if missing:
+        note += f". Not yet run: {', '.join(missing)} ({command})"
+    return _layout(fig, title, note)

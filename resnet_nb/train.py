@@ -27,6 +27,7 @@ from .models import ModelSpec, build_model, he_init
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CudaGraph = Literal["auto", "on", "off"]
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -190,11 +191,14 @@ def make_optimizer(recipe: Recipe, model: nn.Module, device: torch.device,
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                device: torch.device, precision: str,
                scaler: torch.amp.GradScaler | None = None,
-               set_to_none: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step (forward under autocast, backward, update); returns (loss, logits)."""
+               set_to_none: bool = True, loss_fn: LossFn = F.cross_entropy) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step (forward under autocast, backward, update); returns (loss, logits).
+
+    ``loss_fn(logits, labels)``: cross-entropy, or e.g. the seed-parallel sum of per-seed means.
+    """
     with autocast(device, precision):
         out = model(x)
-        loss = F.cross_entropy(out, y)
+        loss = loss_fn(out, y)
     optimizer.zero_grad(set_to_none=set_to_none)
     if scaler is not None:
         scaler.scale(loss).backward()
@@ -220,8 +224,9 @@ class GraphedStep:
     """
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-                 precision: str, warmup_steps: int = 3) -> None:
+                 precision: str, warmup_steps: int = 3, loss_fn: LossFn = F.cross_entropy) -> None:
         self.model, self.optimizer, self.device, self.precision = model, optimizer, device, precision
+        self.loss_fn = loss_fn
         self.warmup_steps = warmup_steps
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static_x: torch.Tensor | None = None
@@ -234,7 +239,8 @@ class GraphedStep:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.static_x is not None and x.shape != self.static_x.shape:
             # grads are the graph's tensors: zero them in place instead of dropping them
-            return train_step(self.model, self.optimizer, x, y, self.device, self.precision, set_to_none=False)
+            return train_step(self.model, self.optimizer, x, y, self.device, self.precision, set_to_none=False,
+                              loss_fn=self.loss_fn)
         lrs = tuple(float(g["lr"]) for g in self.optimizer.param_groups)
         if self.graph is None or lrs != self.lrs:
             self._capture(x, y)
@@ -254,14 +260,15 @@ class GraphedStep:
         side.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(side):
             for _ in range(self.warmup_steps):
-                train_step(self.model, self.optimizer, self.static_x, self.static_y, self.device, self.precision)
+                train_step(self.model, self.optimizer, self.static_x, self.static_y, self.device, self.precision,
+                           loss_fn=self.loss_fn)
         torch.cuda.current_stream(self.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.cuda.graph(graph):
             with autocast(self.device, self.precision, cache_enabled=False):
                 out = self.model(self.static_x)
-                loss = F.cross_entropy(out, self.static_y)
+                loss = self.loss_fn(out, self.static_y)
             loss.backward()
             self.optimizer.step()
         self._restore(saved)

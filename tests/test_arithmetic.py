@@ -152,4 +152,4 @@ def test_he_init_has_the_kaiming_fan_out_scale() -> None:
     model = he_init(build_model(ModelSpec("resnet", 20, "A")))
     conv = model.layer3[0].conv2  # 64 x 64 x 3 x 3: fan_out = 64 * 9
     assert float(conv.weight.detach().std()) == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
-    assert float(model.bn1.weight.min()) == 1.0 and float(model.bn1.bias.abs().max()) == 0.0
+    assert float(model.bn1.weight.detach().min()) == 1.0 and float(model.bn1.bias.detach().abs().max()) == 0.0

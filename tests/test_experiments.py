@@ -82,9 +82,13 @@ def test_report_grid() -> None:
 
 def test_paper_grid_and_seeds() -> None:
     runs = grid_runs("paper")
-    assert [r.model for r in runs] == ["resnet20-A", "resnet32-A", "resnet44-A", "resnet56-A", "resnet110-A"]
-    assert all(r.recipe == "paper" and r.seed == 0 for r in runs)
-    assert [r.seed for r in grid_runs("paper", [3, 1])] == [3] * 5 + [1] * 5
+    # priority: the degradation pairs at depth 20 and 56, then ResNet-110 (5 seeds), then the rest
+    order = ["resnet20-A", "plain20", "resnet56-A", "plain56", "resnet110-A", "resnet32-A", "plain32", "resnet44-A",
+             "plain44"]
+    assert [r.model for r in runs] == [m for m in order for _ in range(5 if m == "resnet110-A" else 3)]
+    assert [r.seed for r in runs[:6]] == [0, 1, 2, 0, 1, 2] and [r.seed for r in runs[12:17]] == [0, 1, 2, 3, 4]
+    assert all(r.recipe == "paper" and r.grid == "paper" for r in runs) and len(set(runs)) == 29
+    assert [r.seed for r in grid_runs("paper", [3, 1])] == [3, 1] * 9
     assert len(grid_runs("report", range(2))) == 28
     with pytest.raises(ValueError, match="unknown grid"):
         grid_runs("nope")

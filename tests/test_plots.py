@@ -176,3 +176,47 @@ def test_caption_uses_each_records_own_recipe() -> None:
     assert "'report' recipe (SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip, 3 epochs)" in text
     paper = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 128, "augment": True}
     assert describe_recipe(paper) == "SGD lr 0.1, momentum 0.9, weight decay 0.0001, batch 128, pad-4 crop + flip"
+
+def _paper_records(models: dict[str, int], epochs: int = 4) -> "pd.DataFrame":
+    """Synthetic long-format records of the paper grid: seeds per model, errors falling with epochs."""
+    import pandas as pd
+
+    rows = []
+    for model, seeds in models.items():
+        for seed in range(seeds):
+            for e in range(1, epochs + 1):
+                rows.append({"grid": "paper", "run_id": f"{model}_paper_s{seed}", "config_id": f"{model}_paper",
+                             "model": model, "arch": "plain" if model.startswith("plain") else "resnet",
+                             "depth": int(model.removeprefix("plain").removeprefix("resnet").split("-")[0]),
+                             "shortcut": None if model.startswith("plain") else "A", "stem": None, "recipe": "paper",
+                             "seed": seed, "device_name": "synthetic", "precision": "fp32", "dataset_variant": "jpeg",
+                             "wall_seconds": 1.0, "recipe_desc": "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip",
+                             "epoch": e, "train_loss": 1.0, "train_acc": 0.5 + 0.1 * e + 0.01 * seed,
+                             "test_loss": 1.0, "test_acc": 0.5 + 0.08 * e, "seconds": 1.0})
+    return pd.DataFrame(rows)
+
+
+def test_paper_error_curves_from_records() -> None:
+    from resnet_nb.plots import paper_error_curves
+
+    fig = paper_error_curves(_paper_records({"plain20": 2, "resnet20-A": 3}), pairs=(("plain20", "resnet20-A"),))
+    names = [t.name for t in fig.data]
+    assert names == ["plain20 train (n=2)", "plain20 test (n=2)", "resnet20-A train (n=3)", "resnet20-A test (n=3)"]
+    train = fig.data[0]
+    assert train.line.dash == "dash" and fig.data[1].line.dash == "solid"
+    assert list(train.x) == pytest.approx([e * 391 / 1e4 for e in range(1, 5)])
+    # error = 100 - mean accuracy over the seeds: epoch 1, seeds 0 and 1 -> acc 60.0 and 61.0 %
+    assert train.y[0] == pytest.approx(39.5)
+    assert [s.x0 for s in fig.layout.shapes] == [3.2, 4.8, 3.2, 4.8]  # lr drops at 32k and 48k, both panels
+
+
+def test_paper_error_curves_say_what_is_missing() -> None:
+    from resnet_nb.plots import paper_error_curves
+
+    empty = paper_error_curves(_paper_records({}))
+    assert "No paper-recipe records yet" in empty.layout.annotations[0].text
+    assert "Make them with: python -m resnet_nb grid run paper<br>" in empty.layout.annotations[0].text
+    part = paper_error_curves(_paper_records({"resnet20-A": 1}))
+    assert len(part.data) == 2
+    notes = " ".join(a.text.replace("<br>", " ") for a in part.layout.annotations)
+    assert "Not yet run: plain20, plain32, resnet32-A, plain44, resnet44-A, plain56, resnet56-A" in notes
