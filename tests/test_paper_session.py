@@ -48,7 +48,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def session(env: dict[str, str], out: Path, seconds: int, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["bash", str(ROOT / "scripts" / "gpu_paper_session.sh"), str(seconds), str(out), "2"],
+    script = extra.pop("script", "gpu_paper_session.sh")
+    return subprocess.run(["bash", str(ROOT / "scripts" / script), str(seconds), str(out), "2"],
                           env=env | extra, cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
 
 
@@ -59,10 +60,10 @@ def test_a_lease_runs_tests_bench_and_seed_parallel_groups(env: dict[str, str], 
     assert "-m pytest -q -p no:cacheprovider tests/test_cuda_graph.py tests/test_stacked.py" in calls
     assert "--seed-parallel 1,2,5,10" in calls and (out / "bench_seed_parallel.json").exists()
     with tarfile.open(out / "records.tgz") as tar:
-        names = sorted(n for n in tar.getnames() if n.endswith(".json"))
+        names = sorted(n.removeprefix("./") for n in tar.getnames() if n.endswith(".json"))
     assert names == sorted(f"paper/{c}_s{s}.json" for c in ("r20", "p20", "r56") for s in range(3))
     with tarfile.open(out / "records.tgz") as tar:
-        member = tar.extractfile("paper/r56_s2.json")
+        member = tar.extractfile("./paper/r56_s2.json")
         assert member is not None and member.read().decode().strip() == '{"sp": "auto", "graph": "auto"}'
     session_log = (out / "session.txt").read_text()
     assert session_log.index("data: exit 0") < session_log.index("cuda tests: exit 0 -> --cuda-graph auto")
@@ -93,3 +94,20 @@ def test_no_group_starts_too_close_to_the_end(env: dict[str, str], tmp_path: Pat
     out = tmp_path / "out"
     session(env, out, 4, SKIP_BENCH="1", MIN_LEFT="30")
     assert "records: 0 in all" in (out / "session.txt").read_text()
+
+
+def test_the_default_lease_takes_report_then_precision10_then_paper(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    session(env, out, 60, script="gpu_session.sh", SKIP_BENCH="1")
+    calls = Path(env["FAKE_LOG"]).read_text().splitlines()
+    listed = [c.split()[4] for c in calls if c.startswith("-m resnet_nb grid list")]
+    assert listed == ["report", "precision10", "paper"]
+    log = (out / "session.txt").read_text()
+    assert log.index("grid report:") < log.index("grid precision10:") < log.index("grid paper:")
+
+
+def test_a_grid_is_not_started_without_time_for_a_run(env: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    session(env, out, 20, script="gpu_session.sh", SKIP_BENCH="1", MIN_LEFT="30")
+    log = (out / "session.txt").read_text()
+    assert "grid report: not started" in log and "grid paper: not started" in log
