@@ -73,21 +73,23 @@ def missing_commands(df: pd.DataFrame) -> str:
 
 
 def degradation_verdict(df: pd.DataFrame, grid: str) -> str:
-    """One sentence: does plain-56 train worse than plain-20 (final training error) under ``grid``'s records?"""
+    """One sentence: does plain-56 train worse than plain-20 under ``grid``'s records, judged by the book's
+    verdict rule (paired over seeds, 95 % interval, at least 3 seeds: :mod:`resnet_nb.stats`)?"""
+    from .claims import PAPER_CLAIMS, Finding, paired
+    from .stats import direction_verdict
+
     sub = df[df["grid"] == grid] if len(df) else df
-    found = {}
-    for model in ("plain20", "plain56"):
-        summary = summarize(sub[sub["model"] == model], metrics=("train_acc",)) if len(sub) else pd.DataFrame()
-        if not summary.empty:
-            found[model] = (100 * (1 - summary.iloc[0]["train_acc_mean"]), int(summary.iloc[0]["train_acc_n"]))
-    if len(found) < 2:
-        missing = [m for m in ("plain20", "plain56") if m not in found]
+    missing = [m for m in ("plain20", "plain56") if not len(sub) or m not in set(sub["model"])]
+    if missing:
         return (f"**{grid} protocol:** no verdict yet, {', '.join(missing)} missing: "
                 f"`python -m resnet_nb grid run {grid} --only '{','.join(m + '_*' for m in missing)}'`.")
-    (e20, n20), (e56, n56) = found["plain20"], found["plain56"]
-    verdict = "degradation: the deeper plain net trains worse" if e56 > e20 else "no degradation in training error"
-    return (f"**{grid} protocol:** final training error plain-20 {e20:.2f} % (n={n20}), plain-56 {e56:.2f} % "
-            f"(n={n56}): {verdict}.")
+    cmp = paired(sub, "plain20", "plain56", "train_acc")
+    if cmp is None:
+        return f"**{grid} protocol:** no verdict yet: plain-20 and plain-56 share no seed."
+    verdict, why = direction_verdict(cmp)
+    f = Finding(PAPER_CLAIMS["degradation"], grid, "training accuracy", cmp, verdict, why)
+    return (f"**{grid} protocol:** final training accuracy plain-20 − plain-56 {f.estimate_text()} "
+            f"(n = {f.n_text()}; {f.test_text()}) → degradation **{verdict}** ({why}).")
 
 
 def imagenet_normalised(data: Cifar10, n: int = 500) -> torch.Tensor:

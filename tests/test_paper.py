@@ -35,12 +35,15 @@ def test_missing_commands() -> None:
 
 
 def test_degradation_verdict() -> None:
-    df = _paper_records({"plain20": 2, "plain56": 2}, epochs=2)
-    df.loc[df["model"] == "plain56", "train_acc"] -= 0.1
+    df = _paper_records({"plain20": 3, "plain56": 3}, epochs=2)
+    df.loc[df["model"] == "plain56", "train_acc"] -= 0.1 + 0.001 * df["seed"]  # 10.0 / 10.1 / 10.2 points lower
     text = degradation_verdict(df, "paper")
-    assert "plain-20 29.50 % (n=2), plain-56 39.50 % (n=2): degradation" in text
+    assert "plain-20 − plain-56 +10.10 pt [" in text and "(n = 3; paired t" in text
+    assert "degradation **reproduced**" in text
     df.loc[df["model"] == "plain56", "train_acc"] += 0.2
-    assert "no degradation" in degradation_verdict(df, "paper")
+    assert "degradation **contradicted**" in degradation_verdict(df, "paper")
+    two = _paper_records({"plain20": 2, "plain56": 2}, epochs=2)
+    assert "**inconclusive** (n = 2 seed(s), fewer than 3)" in degradation_verdict(two, "paper")
     missing = degradation_verdict(pd.DataFrame(columns=df.columns), "report")
     assert "no verdict yet, plain20, plain56 missing" in missing
     assert "grid run report --only 'plain20_*,plain56_*'" in missing
