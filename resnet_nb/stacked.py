@@ -53,7 +53,7 @@ from .data import Cifar10, DeviceLoader, atomic_write_text, channel_stats, crop_
 from .models import ModelSpec, build_model, he_init
 from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, save_checkpoint
 from .train import (CudaGraph, FitResult, GraphedStep, Precision, Recipe, autocast, check_divergence, make_optimizer,
-                    resolve_cuda_graph, resolve_device, resolve_precision, train_step)
+                    resolve_cuda_graph, resolve_device, resolve_precision, set_scheduled_lr, train_step)
 
 SEED_PARALLEL_MAX = 10  # `auto` on a GPU groups at most this many seeds (the bench's largest K)
 
@@ -253,11 +253,7 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{spec.key} x{k} epoch {epoch + 1}/{epochs}",
                    leave=False, disable=not progress, unit="batch")
         for x, y in bar:
-            new_lr = recipe.lr_at(iteration, total_iterations, spec.depth)
-            if new_lr != lr:
-                lr = new_lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+            lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, spec.depth, lr)
             if graphed is not None:
                 _, out = graphed(x, y)
             else:

@@ -175,6 +175,17 @@ class FitResult:
     setup: dict[str, Any] = field(default_factory=dict)
 
 
+def set_scheduled_lr(optimizer: torch.optim.Optimizer, recipe: "Recipe", iteration: int, total_iterations: int,
+                     depth: int, current: float) -> float:
+    """The recipe's learning rate at ``iteration``, written into ``optimizer`` only when it changes
+    (a CUDA graph re-captures on a change, so an unchanged rate must not look like one)."""
+    lr = recipe.lr_at(iteration, total_iterations, depth)
+    if lr != current:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+    return lr
+
+
 def make_optimizer(recipe: Recipe, model: nn.Module, device: torch.device,
                    capturable: bool = False) -> torch.optim.Optimizer:
     """The recipe's optimizer; ``capturable`` (Adam) keeps its step count on the GPU for CUDA graphs."""
@@ -384,11 +395,7 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         bar = tqdm(train, desc=f"{spec.key} epoch {epoch + 1}/{epochs}", leave=False, disable=not progress,
                    unit="batch")
         for x, y in bar:
-            new_lr = recipe.lr_at(iteration, total_iterations, spec.depth)
-            if new_lr != lr:
-                lr = new_lr
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+            lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, spec.depth, lr)
             if graphed is not None:
                 loss, out = graphed(x, y)
             else:
