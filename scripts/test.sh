@@ -18,6 +18,12 @@ echo "== unit tests"
 "$py" -m pytest tests -q -p no:cacheprovider --ignore=tests/test_browser.py
 
 echo "== notebooks (nbval, budget $RESNET_NB_BUDGET)"
+# the stored outputs were made with CIFAR-10 present: without it every live cell would differ, so say why up front
+if ! "$py" -m resnet_nb data >/dev/null; then
+  echo "nbval needs CIFAR-10 (the stored notebook outputs were made with it): set RESNET_NB_DATA to a folder or .zip" \
+       "of <split>/<class>/<image> (README, 'Data'), or run where torchvision can download it" >&2
+  exit 1
+fi
 start=$(date +%s)
 "$py" -m pytest --nbval book -q -p no:cacheprovider --nbval-cell-timeout=600
 echo "nbval took $(( $(date +%s) - start )) s"
