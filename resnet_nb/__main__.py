@@ -19,6 +19,7 @@ from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
 from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, checkpoint_path, estimate_seconds, grid_runs,
                           parse_shard, pending, record_path, run_one, run_states, shard)
+from .estimate import estimate_text, probe_seconds_left
 from .files import LockedError, check_writable, describe, lock_holder
 from .models import ModelSpec, model_table
 from .provenance import device_name
@@ -226,6 +227,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
     check_writable(args.out.parent, "output")
     check_writable(checkpoint_path(run, args.checkpoints).parent, "checkpoint")
+    print(estimate_text([run], resolve_device(args.device), checkpoints=args.checkpoints), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
                      compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last,
@@ -278,23 +280,24 @@ def cmd_grid(args: argparse.Namespace) -> int:
         return 0
     if args.action == "list":
         dev_name = device_name(resolve_device(args.device))
-        total, unknown = 0.0, 0
+        total = 0.0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
-              "from other models' records on this device)")
+              "from other models' records on this device; ≈ = from a step-time probe, no record here yet)")
         states = run_states(runs, args.results, args.checkpoints)
         for r, state in states.items():
             if state != "done" and lock_holder(record_path(r, args.results)) is not None:
                 state = "running"
             est = None if state in ("done", "invalid") else estimate_seconds(r, dev_name, args.results,
                                                                             args.checkpoints)
+            if est is None and state not in ("done", "invalid"):  # nothing ran here yet: time a few steps
+                est = (probe_seconds_left(r, resolve_device(args.device), args.checkpoints), "probe")
             total += est[0] if est else 0
-            unknown += state not in ("done", "invalid") and est is None
-            # "~": scaled from other models' speed on this device (no record of this config here yet)
-            shown = "" if state in ("done", "invalid") else ("?" if est is None else f"{'~' if est[1] else ''}{est[0] / 60:.0f} min")
+            # "~": scaled from other models' speed on this device; "≈": from a step-time probe
+            mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")
+            shown = "" if state in ("done", "invalid") else f"{mark}{est[0] / 60:.0f} min"
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")
         done = sum(state == "done" for state in states.values())
-        print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device"
-              + (f" plus {unknown} run(s) with no estimate yet" if unknown else ""))
+        print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device")
         return 0
     return run_grid(args, runs)
 
@@ -315,6 +318,8 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     check_writable(args.results / args.name, "results")
     check_writable(checkpoint_path(todo[0], args.checkpoints).parent, "checkpoint")
     k = grid_seed_parallel(args)
+    print(estimate_text(todo[:limit], resolve_device(args.device), args.results, args.checkpoints)
+          + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
     for group in group_runs(todo, k):

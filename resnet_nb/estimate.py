@@ -1,0 +1,88 @@
+"""How long runs will take on the device at hand, said before the work starts.
+
+From records when this device has made some (:func:`resnet_nb.experiments.estimate_seconds`);
+otherwise from a probe: a few training steps of the model, on random tensors of the recipe's
+batch size, timed on the device itself (a few seconds at most). Either way the figure is an
+estimate, printed as one, so a reader on a laptop knows whether to wait or to go for lunch.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .experiments import RESULTS_DIR, RunConfig, checkpoint_path, estimate_seconds
+from .models import build_model
+from .provenance import device_name
+from .train import autocast, make_optimizer, read_checkpoint_history, resolve_precision
+
+EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training steps (measured on CPU records)
+
+
+@functools.lru_cache(maxsize=None)
+def step_seconds(model_key: str, recipe: str, device: str, precision: str = "auto", steps: int = 3) -> float:
+    """Seconds per training step of ``model_key`` at ``recipe``'s batch size on ``device`` (after one warm-up)."""
+    from .models import ModelSpec
+    from .train import get_recipe
+
+    dev = torch.device(device)
+    prec = resolve_precision(precision, dev)  # type: ignore[arg-type]
+    rec = get_recipe(recipe)
+    model = build_model(ModelSpec.from_key(model_key)).to(dev, memory_format=torch.channels_last).train()
+    optimizer = make_optimizer(rec, model, dev)
+    x = torch.randn(rec.batch_size, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (rec.batch_size,), device=dev)
+
+    def step() -> None:
+        with autocast(dev, prec):
+            loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(2):  # warm-up: the first steps pay for kernel selection and allocation
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return (time.perf_counter() - t0) / steps
+
+
+def probe_seconds_left(run: RunConfig, device: torch.device, checkpoints: Path | None = None) -> float:
+    """Seconds left for ``run`` from a step-time probe: steps still to do x seconds per step x eval overhead."""
+    recipe = run.recipe_obj()
+    train_images = recipe.train_size or 50_000
+    steps_per_epoch = -(-train_images // recipe.batch_size)
+    epochs = recipe.num_epochs(steps_per_epoch)
+    ckpt = checkpoint_path(run, checkpoints)
+    done = len(read_checkpoint_history(ckpt)) if ckpt.exists() else 0
+    seconds = step_seconds(run.model, run.recipe, str(device), run.precision or "auto")
+    return max(0, epochs - done) * steps_per_epoch * seconds * EVAL_OVERHEAD
+
+
+def estimate_text(runs: Sequence[RunConfig], device: torch.device, results: Path = RESULTS_DIR,
+                  checkpoints: Path | None = None) -> str:
+    """``about 2.3 h on <device> (from records of this device)``, or from a probe where no record helps."""
+    name = device_name(device)
+    total, probed = 0.0, 0
+    for run in runs:
+        est = estimate_seconds(run, name, results, checkpoints)
+        if est is None:
+            total += probe_seconds_left(run, device, checkpoints)
+            probed += 1
+        else:
+            total += est[0]
+    how = ("from this device's records" if probed == 0 else
+           "from a step-time probe on this device" if probed == len(runs) else
+           f"from this device's records, and a step-time probe for {probed} run(s)")
+    span = f"{total / 3600:.1f} h" if total >= 5400 else f"{total / 60:.0f} min"
+    return f"estimated time: about {span} on {name} ({how}; an estimate, not a promise)"
