@@ -136,30 +136,23 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
     batches = _forever(loader)
     model.train()
 
-    def run(n: int) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        images = 0
-        for _ in range(n):
-            x, y = next(batches)
-            if not resident:
-                x = x.to(device, memory_format=fmt, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-            if graphed is not None:
-                graphed(x, y)
-            elif ours:
-                train_step(step_model, optimizer, x, y, device, precision, scaler)
-            else:  # the textbook loop
-                optimizer.zero_grad()
-                loss = F.cross_entropy(model(x), y)
-                loss.backward()
-                optimizer.step()
-            images += len(y)
-        _sync(device)
-        return images / (time.perf_counter() - t0)
+    def step() -> int:
+        x, y = next(batches)
+        if not resident:
+            x = x.to(device, memory_format=fmt, non_blocking=True)
+            y = y.to(device, non_blocking=True)
+        if graphed is not None:
+            graphed(x, y)
+        elif ours:
+            train_step(step_model, optimizer, x, y, device, precision, scaler)
+        else:  # the textbook loop
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            optimizer.step()
+        return len(y)
 
-    run(warmup)
-    rates = [run(steps) for _ in range(repeats)]
+    rates = _timed_rates(step, device, warmup, steps, repeats)
     eval_rate = _eval_rate(model, data, device, ours, channels_last, precision, mean, std, eval_images)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
     del batches
@@ -186,25 +179,32 @@ def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10
         torch.cuda.reset_peak_memory_stats(device)
     model.train()
 
+    def step() -> int:
+        x, y = next(stream)
+        if graphed is not None:
+            graphed(x, y)
+        else:
+            train_step(model, optimizer, x, y, device, precision, loss_fn=stacked_loss)
+        return y.numel()  # K seeds' images
+
+    rates = _timed_rates(step, device, warmup, steps, repeats)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
+    return Measurement(spec.key, recipe.name, f"seed-parallel x{k}", precision, statistics.median(rates), min(rates),
+                       max(rates), None, peak)
+
+
+def _timed_rates(step: Callable[[], int], device: torch.device, warmup: int, steps: int, repeats: int) -> list[float]:
+    """Images per second of ``repeats`` timed runs of ``steps`` calls of ``step`` (which returns its images),
+    after ``warmup`` untimed calls; the device is synchronised around each timed run."""
     def run(n: int) -> float:
         _sync(device)
         t0 = time.perf_counter()
-        images = 0
-        for _ in range(n):
-            x, y = next(stream)
-            if graphed is not None:
-                graphed(x, y)
-            else:
-                train_step(model, optimizer, x, y, device, precision, loss_fn=stacked_loss)
-            images += y.numel()
+        images = sum(step() for _ in range(n))
         _sync(device)
         return images / (time.perf_counter() - t0)
 
     run(warmup)
-    rates = [run(steps) for _ in range(repeats)]
-    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
-    return Measurement(spec.key, recipe.name, f"seed-parallel x{k}", precision, statistics.median(rates), min(rates),
-                       max(rates), None, peak)
+    return [run(steps) for _ in range(repeats)]
 
 
 def _plain_optimizer(recipe: Recipe, model: torch.nn.Module) -> torch.optim.Optimizer:
