@@ -219,7 +219,7 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
     optimizer = make_optimizer(recipe, stacked, dev, capturable=use_graph)
     steps_per_epoch = len(batches)
     epochs = recipe.num_epochs(steps_per_epoch)
-    total_iterations = epochs * steps_per_epoch if recipe.epochs is not None else (recipe.iterations or 0)
+    total_iterations = recipe.total_iterations(steps_per_epoch)
     setup = {"device": str(dev), "precision": prec, "channels_last": False, "compile": False,
              "cuda_graph": use_graph, "seed_parallel": k, "seed_group": seeds,
              "epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_size": len(train_y),

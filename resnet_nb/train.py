@@ -60,6 +60,13 @@ class Recipe:
         assert self.iterations is not None
         return math.ceil(self.iterations / steps_per_epoch)
 
+    def total_iterations(self, steps_per_epoch: int) -> int:
+        """Steps the whole run takes: the epochs' steps, or the recipe's iteration count (the paper's 64k)."""
+        if self.epochs is not None:
+            return self.epochs * steps_per_epoch
+        assert self.iterations is not None
+        return self.iterations
+
     def lr_at(self, iteration: int, total_iterations: int, depth: int) -> float:
         if self.warmup_iterations and depth >= self.warmup_min_depth and iteration < self.warmup_iterations:
             return self.warmup_lr
@@ -341,15 +348,7 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     use_graph = resolve_cuda_graph(cuda_graph, dev, prec, compile)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-    train_x, train_y = data.train_x, data.train_y
-    if recipe.train_size is not None and recipe.train_size != len(train_y):
-        idx = stratified_subset(train_y, recipe.train_size)
-        train_x, train_y = train_x[idx], train_y[idx]
-    mean, std = channel_stats(train_x)
-    train = DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=dev, mean=mean, std=std,
-                         shuffle=True, augment=recipe.augment, seed=seed, channels_last=channels_last)
-    test = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=dev, mean=mean, std=std,
-                        channels_last=channels_last)
+    train, test = make_loaders(recipe, data, seed, dev, channels_last)
 
     torch.manual_seed(seed)
     model = build_model(spec)
@@ -361,10 +360,10 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     step_model = torch.compile(model) if compile else model
     steps_per_epoch = len(train)
     epochs = recipe.num_epochs(steps_per_epoch)
-    total_iterations = epochs * steps_per_epoch if recipe.epochs is not None else (recipe.iterations or 0)
+    total_iterations = recipe.total_iterations(steps_per_epoch)
     setup = {"device": str(dev), "precision": prec, "channels_last": channels_last, "compile": compile,
              "cuda_graph": use_graph,
-             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_size": len(train_y),
+             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_size": len(train.y),
              "total_iterations": total_iterations}
     identity = {"model": spec.key, "recipe": dataclasses.asdict(recipe), "seed": seed, "precision": prec,
                 "channels_last": channels_last, "dataset_checksum": data.checksum}
@@ -373,39 +372,19 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     start_epoch = 0
     state = load_for_resume(Path(checkpoint), identity, dev) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        history, start_epoch = state["history"], state["epoch"]
-        torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the device
-        for group in optimizer.param_groups:  # load_state_dict restored the saving run's option
-            if "capturable" in group:
-                group["capturable"] = use_graph
+        history, start_epoch = _resume(state, model, optimizer, scaler, use_graph)
 
     graphed = GraphedStep(model, optimizer, dev, prec) if use_graph else None
-    iteration = start_epoch * steps_per_epoch
+    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = (
+        graphed if graphed is not None else lambda x, y: train_step(step_model, optimizer, x, y, dev, prec, scaler))
     for epoch in range(start_epoch, epochs):
-        model.train()
-        train.set_epoch(epoch)
         t0 = time.perf_counter()
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        lr = math.nan
-        bar = tqdm(train, desc=f"{spec.key} epoch {epoch + 1}/{epochs}", leave=False, disable=not progress,
-                   unit="batch")
-        for x, y in bar:
-            lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, spec.depth, lr)
-            if graphed is not None:
-                loss, out = graphed(x, y)
-            else:
-                loss, out = train_step(step_model, optimizer, x, y, dev, prec, scaler)
-            loss_sum += loss.detach() * len(y)
-            correct += (out.argmax(1) == y).sum()
-            iteration += 1
+        bar = tqdm(desc=f"{spec.key} epoch {epoch + 1}/{epochs}", total=steps_per_epoch, leave=False,
+                   disable=not progress, unit="batch")
+        train_loss, train_acc, lr = train_epoch(model, step, optimizer, train, recipe, epoch, total_iterations,
+                                                spec.depth, on_step=bar.update)
         bar.close()
         n = len(train.y)
-        train_loss, train_acc = loss_sum.item() / n, correct.item() / n
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, test, prec)
         check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc,
@@ -425,6 +404,58 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         if on_epoch is not None:
             on_epoch(row)
     return FitResult(model=model, history=history, setup=setup)
+
+
+def make_loaders(recipe: Recipe, data: Cifar10, seed: int, device: torch.device,
+                 channels_last: bool) -> tuple[DeviceLoader, DeviceLoader]:
+    """The training loader (the recipe's subset, batch size, augmentation; shuffled by ``seed``) and the
+    test loader, both normalised with the training subset's channel statistics."""
+    train_x, train_y = data.train_x, data.train_y
+    if recipe.train_size is not None and recipe.train_size != len(train_y):
+        idx = stratified_subset(train_y, recipe.train_size)
+        train_x, train_y = train_x[idx], train_y[idx]
+    mean, std = channel_stats(train_x)
+    train = DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=device, mean=mean, std=std,
+                         shuffle=True, augment=recipe.augment, seed=seed, channels_last=channels_last)
+    test = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=device, mean=mean, std=std,
+                        channels_last=channels_last)
+    return train, test
+
+
+def _resume(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+            scaler: torch.amp.GradScaler | None, use_graph: bool) -> tuple[list[dict[str, float]], int]:
+    """Load a verified checkpoint's state in place; (history so far, epochs done)."""
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the device
+    for group in optimizer.param_groups:  # load_state_dict restored the saving run's option
+        if "capturable" in group:
+            group["capturable"] = use_graph
+    return state["history"], state["epoch"]
+
+
+def train_epoch(model: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+                optimizer: torch.optim.Optimizer, train: DeviceLoader, recipe: Recipe, epoch: int,
+                total_iterations: int, depth: int,
+                on_step: Callable[[], object] = lambda: None) -> tuple[float, float, float]:
+    """One epoch of ``step`` over ``train`` (its batches for ``epoch``), the learning rate following the
+    recipe; (mean training loss over the epoch's images, training accuracy, the last learning rate)."""
+    model.train()
+    train.set_epoch(epoch)
+    loss_sum = torch.zeros((), device=train.device)
+    correct = torch.zeros((), device=train.device, dtype=torch.long)
+    lr, iteration = math.nan, epoch * len(train)
+    for x, y in train:
+        lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, depth, lr)
+        loss, out = step(x, y)
+        loss_sum += loss.detach() * len(y)  # the step's loss is a batch mean: weight it by the batch size
+        correct += (out.argmax(1) == y).sum()
+        iteration += 1
+        on_step()
+    n = len(train.y)
+    return loss_sum.item() / n, correct.item() / n, lr
 
 
 class DivergedError(FloatingPointError):
