@@ -90,7 +90,7 @@ def argument_type(parse):  # noqa: ANN001,ANN201
 DESCRIPTION = """Train and compare the CIFAR-10 ResNets of He et al. (2015) and the student report's models.
 
 commands: models (list them), data (check CIFAR-10), train (one run), grid (list or run a named
-grid of runs), bench (training throughput). Bad input gives one line and exit status 2."""
+grid of runs), akamaster (evaluate the published checkpoints), bench (training throughput). Bad input gives one line and exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -175,7 +175,8 @@ def _add_seed_parallel_option(p: argparse.ArgumentParser) -> None:
 
 def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=GRIDS, help="the grid: report (the student report's), paper (the paper's "
-                                               "CIFAR-10 table), precision (fp32 vs bf16)")
+                                               "CIFAR-10 table), precision (fp32 vs bf16, 1 epoch), precision10 "
+                                               "(fp32 vs bf16, plain-56 and ResNet-56, 10 epochs)")
     p.add_argument("--seeds", type=argument_type(parse_seeds),
                    help=f"e.g. 0-4 or 0,1; at most {MAX_SEEDS}, each >= 0 (default: the grid's)")
     p.add_argument("--only", help="comma-separated glob(s) on run ids, e.g. 'resnet20*,plain20*' (must match a run)")
