@@ -245,6 +245,7 @@ def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipe
         for recipe_name in recipes:
             recipe = get_recipe(recipe_name)
             for variant in variants:
+                log(f"  {model:<11} {recipe_name:<7} {variant:<22} measuring ...")
                 m = measure_variant(variant, ModelSpec.from_key(model), recipe, data, device, steps=steps,
                                     warmup=warmup, repeats=repeats, eval_images=eval_images)
                 log(f"  {model:<11} {recipe_name:<7} {variant:<22} {m.train_images_per_s:8.0f} img/s")
@@ -255,6 +256,19 @@ def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipe
                 log(f"  {model:<11} {recipe_name:<7} {m.variant:<22} {m.train_images_per_s:8.0f} img/s (all seeds)")
                 results.append(m)
     return results
+
+
+def _time_estimate(device: torch.device, models: Sequence[str], recipes: Sequence[str], variants: int,
+                   seed_parallel: Sequence[int], steps_each: int) -> str:
+    """Roughly how long the whole benchmark takes, from a step-time probe of each model and recipe."""
+    from .estimate import step_seconds
+
+    per_variant = sum(step_seconds(m, r, str(device)) for m in models for r in recipes) * steps_each
+    total = per_variant * (variants + sum(seed_parallel))  # a K-seed step costs about K single steps here
+    count = len(models) * len(recipes) * (variants + len(seed_parallel))
+    span = f"{total:.0f} s" if total < 90 else f"{total / 60:.0f} min"
+    return (f"{count} measurement(s), roughly {span} on this device "
+            "(a step-time probe; the baseline's data loading adds to it)")
 
 
 def format_table(results: list[Measurement]) -> str:
@@ -314,6 +328,8 @@ def run_from_args(args: argparse.Namespace) -> None:
     env = environment(device)
     print(f"benchmark on {env['device_name']}, torch {env['torch']}, {args.steps} steps x {args.repeats} repeats "
           f"after {args.warmup} warm-up steps", flush=True)
+    print(_time_estimate(device, models, recipes, len(variants), seed_parallel,
+                         args.warmup + args.steps * args.repeats), flush=True)
     results = run_benchmark(data, device, models, recipes, variants, steps=args.steps, warmup=args.warmup,
                             repeats=args.repeats, eval_images=args.eval_images, seed_parallel=seed_parallel,
                             log=lambda s: print(s, flush=True))

@@ -461,3 +461,14 @@ def test_grid_list_accepts_the_run_options_it_hides(tmp_path: Path, capsys: pyte
 
     # on the CPU seed-parallel groups are off: one run per line, in the grid's priority order
     assert capsys.readouterr().out.split() == [r.run_id for r in grid_runs("paper")]
+
+
+def test_bench_says_how_long_before_it_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from resnet_nb import bench, estimate
+
+    monkeypatch.setattr(estimate, "step_seconds", lambda *a, **k: 0.5)
+    text = bench._time_estimate(torch.device("cpu"), ["resnet20-A", "resnet56-A"], ["report"], 3, (2,), 100)
+    # 2 models x 1 recipe x 100 steps x 0.5 s = 100 s per variant; 3 variants + a 2-seed step = 5 -> 500 s
+    assert text.startswith("8 measurement(s), roughly 8 min on this device")
