@@ -234,6 +234,12 @@ def cost_table(keys: Iterable[str], image_size: int = 32) -> pd.DataFrame:
     return table.drop(columns="macs")
 
 
+def improvement_pct(resnet: float, plain: float, lower_is_better: bool = False) -> float:
+    """The report's relative improvement of a ResNet over its plain net, in % of the plain net's value:
+    100 (R − P) / P for accuracies, 100 (P − R) / P for losses (``lower_is_better``)."""
+    return 100 * ((plain - resnet) if lower_is_better else (resnet - plain)) / plain
+
+
 def relative_improvement(df: pd.DataFrame, shortcut: str = "A", split: str = "test",
                          epoch: int | None = None) -> pd.DataFrame:
     """ResNet over plain net of the same depth, from the mean over seeds at ``epoch`` (default: last).
@@ -258,9 +264,9 @@ def relative_improvement(df: pd.DataFrame, shortcut: str = "A", split: str = "te
         loss_r, loss_p = r[f"{split}_loss_mean"], p[f"{split}_loss_mean"]
         rows.append({"depth": str(depth), "n_resnet": int(r[f"{split}_acc_n"]), "n_plain": int(p[f"{split}_acc_n"]),
                      "acc_resnet_%": 100 * acc_r, "acc_plain_%": 100 * acc_p,
-                     "acc_improvement_%": 100 * (acc_r - acc_p) / acc_p,
+                     "acc_improvement_%": improvement_pct(acc_r, acc_p),
                      "loss_resnet": loss_r, "loss_plain": loss_p,
-                     "loss_improvement_%": 100 * (loss_p - loss_r) / loss_p})
+                     "loss_improvement_%": improvement_pct(loss_r, loss_p, lower_is_better=True)})
     out = pd.DataFrame(rows, columns=columns)
     if out.empty:
         return out.set_index("depth")

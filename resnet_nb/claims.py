@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import stats
+from .analysis import improvement_pct as improvement_of
 from .stats import Comparison, Verdict
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the option-A ResNets (110: best of 5 runs).
@@ -149,11 +150,10 @@ def improvement_pct(df: pd.DataFrame, metric: str, depths: Sequence[int] = REPOR
             used.append(d)
     if not used:
         return None
-    sign = 1.0 if metric.endswith("_acc") else -1.0
+    lower = not metric.endswith("_acc")
 
     def statistic(s: Mapping[str, np.ndarray]) -> float:
-        return float(np.mean([sign * 100 * (s[f"R{d}"].mean() - s[f"P{d}"].mean()) / s[f"P{d}"].mean()
-                              for d in used]))
+        return float(np.mean([improvement_of(s[f"R{d}"].mean(), s[f"P{d}"].mean(), lower) for d in used]))
 
     result = stats.bootstrap(samples, statistic, n_boot=n_boot)
     return Comparison(result.estimate, result.lo, result.hi, result.n, f"bootstrap over seeds, depths "
@@ -193,15 +193,17 @@ def seed_means_over_depths(df: pd.DataFrame, x_family: Callable[[int], str], y_f
 
 # --- the ledger --------------------------------------------------------------------------------
 
-def _finding(claim: Claim, scope: str, measure: str, cmp: Comparison | None,
-             judge: Callable[[Comparison], tuple[Verdict, str]], unit: str = "pt") -> Finding:
+def finding(claim: Claim, scope: str, measure: str, cmp: Comparison | None,
+            judge: Callable[[Comparison], tuple[Verdict, str]], unit: str = "pt") -> Finding:
+    """``claim`` judged on ``cmp`` by ``judge`` (a rule of :mod:`.stats`); no comparison: inconclusive."""
     if cmp is None:
         return Finding(claim, scope, measure, None, "inconclusive", "no records", unit)
     verdict, reason = judge(cmp)
     return Finding(claim, scope, measure, cmp, verdict, reason, unit)
 
 
-def _more(sign: int = 1) -> Callable[[Comparison], tuple[Verdict, str]]:
+def more(sign: int = 1) -> Callable[[Comparison], tuple[Verdict, str]]:
+    """The direction rule: the difference is > 0 (``sign`` +1) or < 0 (-1)."""
     return lambda c: stats.direction_verdict(c, sign)
 
 
@@ -210,47 +212,47 @@ def ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None) -> list[Findi
     rc, pc = REPORT_CLAIMS, PAPER_CLAIMS
     acc = "final test accuracy, points"
     rows = [
-        _finding(rc["torchvision"], "ResNet-20 (A) − torchvision ResNet-18 (ImageNet stem)", acc,
-                 paired(df, "resnet20-A", "tv-resnet18-imagenet", "test_acc"), _more()),
-        _finding(rc["torchvision"], "same, CIFAR stem: ResNet-20 (A) − ResNet-18 (CIFAR stem)", acc,
-                 paired(df, "resnet20-A", "tv-resnet18-cifar", "test_acc"), _more()),
-        _finding(rc["depth"], "ResNet-56 (A) − ResNet-20 (A)", acc,
-                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), _more()),
-        _finding(rc["depth_numbers"], "accuracy: ResNet-56 − ResNet-20 (read as points; claimed 1.3)", acc,
+        finding(rc["torchvision"], "ResNet-20 (A) − torchvision ResNet-18 (ImageNet stem)", acc,
+                 paired(df, "resnet20-A", "tv-resnet18-imagenet", "test_acc"), more()),
+        finding(rc["torchvision"], "same, CIFAR stem: ResNet-20 (A) − ResNet-18 (CIFAR stem)", acc,
+                 paired(df, "resnet20-A", "tv-resnet18-cifar", "test_acc"), more()),
+        finding(rc["depth"], "ResNet-56 (A) − ResNet-20 (A)", acc,
+                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), more()),
+        finding(rc["depth_numbers"], "accuracy: ResNet-56 − ResNet-20 (read as points; claimed 1.3)", acc,
                  paired(df, "resnet56-A", "resnet20-A", "test_acc"), lambda c: stats.value_verdict(c, 1.3)),
-        _finding(rc["depth_numbers"], "loss: relative reduction 20 → 56 layers (claimed 2.2 %)",
+        finding(rc["depth_numbers"], "loss: relative reduction 20 → 56 layers (claimed 2.2 %)",
                  "final test loss, % of ResNet-20's", loss_reduction_pct(df, "resnet56-A", "resnet20-A"),
                  lambda c: stats.value_verdict(c, 2.2), unit="%"),
     ]
     for d in REPORT_DEPTHS:
-        rows.append(_finding(rc["options_similar"], f"depth {d}: A − B (similar: within ± {SIMILAR_MARGIN_PT:g} pt)",
+        rows.append(finding(rc["options_similar"], f"depth {d}: A − B (similar: within ± {SIMILAR_MARGIN_PT:g} pt)",
                              acc, paired(df, f"resnet{d}-A", f"resnet{d}-B", "test_acc"),
                              lambda c: stats.equivalence_verdict(c, SIMILAR_MARGIN_PT)))
-    rows.append(_finding(rc["option_a_better"], "A − B, mean over depths 20–56 per seed", acc,
+    rows.append(finding(rc["option_a_better"], "A − B, mean over depths 20–56 per seed", acc,
                          seed_means_over_depths(df, lambda d: f"resnet{d}-A", lambda d: f"resnet{d}-B", "test_acc"),
-                         _more()))
+                         more()))
     for d in REPORT_DEPTHS:
-        rows.append(_finding(rc["plain_worse"], f"depth {d}: ResNet (A) − plain", acc,
-                             paired(df, f"resnet{d}-A", f"plain{d}", "test_acc"), _more()))
-    rows.append(_finding(rc["plain_worse"], "'especially when the depth is large': gap at 56 − gap at 20", acc,
-                         _gap_growth(df, 56, 20), _more()))
-    rows.append(_finding(rc["improvement"], "accuracy improvement, mean over depths (claimed 28 %)",
+        rows.append(finding(rc["plain_worse"], f"depth {d}: ResNet (A) − plain", acc,
+                             paired(df, f"resnet{d}-A", f"plain{d}", "test_acc"), more()))
+    rows.append(finding(rc["plain_worse"], "'especially when the depth is large': gap at 56 − gap at 20", acc,
+                         _gap_growth(df, 56, 20), more()))
+    rows.append(finding(rc["improvement"], "accuracy improvement, mean over depths (claimed 28 %)",
                          "relative, % of the plain net's", improvement_pct(df, "test_acc"),
                          lambda c: stats.value_verdict(c, 28.0), unit="%"))
-    rows.append(_finding(rc["improvement"], "loss improvement, mean over depths (claimed 43 %)",
+    rows.append(finding(rc["improvement"], "loss improvement, mean over depths (claimed 43 %)",
                          "relative, % of the plain net's", improvement_pct(df, "test_loss"),
                          lambda c: stats.value_verdict(c, 43.0), unit="%"))
-    rows.append(_finding(pc["degradation"], "report protocol: plain-20 − plain-56",
-                         "final training accuracy, points", paired(df, "plain20", "plain56", "train_acc"), _more()))
+    rows.append(finding(pc["degradation"], "report protocol: plain-20 − plain-56",
+                         "final training accuracy, points", paired(df, "plain20", "plain56", "train_acc"), more()))
     paper_df = paper_df if paper_df is not None else df.iloc[0:0]
-    rows.append(_finding(pc["degradation"], "paper protocol: plain-20 − plain-56", "final training accuracy, points",
-                         paired(paper_df, "plain20", "plain56", "train_acc"), _more()))
-    rows.append(_finding(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc,
-                         paired(paper_df, "resnet56-A", "resnet20-A", "test_acc"), _more()))
+    rows.append(finding(pc["degradation"], "paper protocol: plain-20 − plain-56", "final training accuracy, points",
+                         paired(paper_df, "plain20", "plain56", "train_acc"), more()))
+    rows.append(finding(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc,
+                         paired(paper_df, "resnet56-A", "resnet20-A", "test_acc"), more()))
     for d in (20, 56, 110):
         errors = final_values(paper_df, f"resnet{d}-A", "test_acc")
         cmp = None if errors.empty else _as_comparison(stats.t_interval(list(100 * (1 - errors))))
-        rows.append(_finding(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
+        rows.append(finding(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
                              "test error, %", cmp, lambda c, d=d: stats.value_verdict(c, PAPER_TEST_ERROR[d]),
                              unit="%"))
     return rows

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from .experiments import RESULTS_DIR, RunConfig, checkpoint_path, estimate_seconds
-from .models import build_model
+from .models import ModelSpec, build_model
 from .provenance import device_name
 from .train import autocast, make_optimizer, read_checkpoint_history, resolve_precision
 
@@ -27,7 +27,6 @@ EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training
 @functools.lru_cache(maxsize=None)
 def step_seconds(model_key: str, recipe: str, device: str, precision: str = "auto", steps: int = 3) -> float:
     """Seconds per training step of ``model_key`` at ``recipe``'s batch size on ``device`` (after one warm-up)."""
-    from .models import ModelSpec
     from .train import get_recipe
 
     dev = torch.device(device)

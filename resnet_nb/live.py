@@ -11,6 +11,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -133,9 +134,8 @@ def smoke_check(frame: pd.DataFrame, budget: Budget) -> str:
     problems = []
     if frame["epoch"].tolist() != list(range(1, budget.epochs + 1)):
         problems.append(f"epochs {frame['epoch'].tolist()}, expected 1..{budget.epochs}")
-    for col in HISTORY_KEYS[1:]:
-        if not frame[col].map(lambda v: isinstance(v, (int, float)) and v == v and abs(v) != float("inf")).all():
-            problems.append(f"non-finite {col}")
+    finite = np.isfinite(frame[list(HISTORY_KEYS[1:])].astype(float)).all()
+    problems += [f"non-finite {col}" for col, ok in finite.items() if not ok]
     if not frame[["train_acc", "test_acc"]].stack().between(0, 1).all():
         problems.append("accuracy outside [0, 1]")
     if problems:

@@ -75,8 +75,7 @@ def missing_commands(df: pd.DataFrame) -> str:
 def degradation_verdict(df: pd.DataFrame, grid: str) -> str:
     """One sentence: does plain-56 train worse than plain-20 under ``grid``'s records, judged by the book's
     verdict rule (paired over seeds, 95 % interval, at least 3 seeds: :mod:`resnet_nb.stats`)?"""
-    from .claims import PAPER_CLAIMS, Finding, paired
-    from .stats import direction_verdict
+    from .claims import PAPER_CLAIMS, finding, more, paired
 
     sub = df[df["grid"] == grid] if len(df) else df
     missing = [m for m in ("plain20", "plain56") if not len(sub) or m not in set(sub["model"])]
@@ -86,10 +85,9 @@ def degradation_verdict(df: pd.DataFrame, grid: str) -> str:
     cmp = paired(sub, "plain20", "plain56", "train_acc")
     if cmp is None:
         return f"**{grid} protocol:** no verdict yet: plain-20 and plain-56 share no seed."
-    verdict, why = direction_verdict(cmp)
-    f = Finding(PAPER_CLAIMS["degradation"], grid, "training accuracy", cmp, verdict, why)
+    f = finding(PAPER_CLAIMS["degradation"], grid, "training accuracy", cmp, more())
     return (f"**{grid} protocol:** final training accuracy plain-20 − plain-56 {f.estimate_text()} "
-            f"(n = {f.n_text()}; {f.test_text()}) → degradation **{verdict}** ({why}).")
+            f"(n = {f.n_text()}; {f.test_text()}) → degradation **{f.verdict}** ({f.reason}).")
 
 
 def imagenet_normalised(data: Cifar10, n: int = 500) -> torch.Tensor:
