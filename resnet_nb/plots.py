@@ -295,19 +295,6 @@ def final_metric_chart(df: pd.DataFrame, models: Sequence[str] | None = None,
     return _layout(fig, title, note, height=480)
 
 
-def format_summary(summary: pd.DataFrame, metrics: Sequence[str] = ("test_acc", "test_loss")) -> pd.DataFrame:
-    """A summary (from ``summarize``) as readable strings: ``91.23 ± 0.45`` (accuracies in %), n seeds."""
-    if summary.empty:
-        return pd.DataFrame()
-    out = pd.DataFrame({"model": summary["model"], "depth": summary["depth"]})
-    for m in metrics:
-        s, digits = _scale(m), 2 if m.endswith("_acc") else 3
-        out[METRICS[m]] = [f"{mu * s:.{digits}f}" + ("" if math.isnan(sd) else f" ± {sd * s:.{digits}f}")
-                           for mu, sd in zip(summary[f"{m}_mean"], summary[f"{m}_std"])]
-    out["seeds"] = summary[f"{metrics[0]}_n"].astype(int)
-    return out.set_index("model")
-
-
 def interval_table(df: pd.DataFrame, models: Sequence[str],
                    metrics: Sequence[str] = ("test_acc", "test_loss")) -> pd.DataFrame:
     """Per model (rows in the given order): each metric at the last epoch as ``mean [95 % interval]``, and n.
@@ -336,16 +323,6 @@ def interval_table(df: pd.DataFrame, models: Sequence[str],
         row["seeds"] = n
         rows.append(row)
     return pd.DataFrame(rows).set_index("model")
-
-
-def table_figure(table: pd.DataFrame, title: str = "", note: str = "") -> go.Figure:
-    """A plotly table of a (small) DataFrame, index included."""
-    frame = table.reset_index() if table.index.name else table
-    fig = go.Figure(go.Table(header={"values": [f"<b>{c}</b>" for c in frame.columns], "fill_color": "#e8eef6",
-                                     "align": "left", "font": {"size": 13}},
-                             cells={"values": [frame[c].astype(str) for c in frame.columns], "align": "left",
-                                    "font": {"size": 13}, "height": 26}))
-    return _layout(fig, title, note, height=80 + 28 * len(frame))
 
 
 def gradient_figure(grads: pd.DataFrame, value: str = "grad_norm") -> go.Figure:

@@ -75,18 +75,6 @@ def hardware_text(df: pd.DataFrame) -> str:
     return ", ".join(f"{dev} ({prec})" for dev, prec in pairs.itertuples(index=False))
 
 
-def epoch_seconds(df: pd.DataFrame, models: Sequence[str]) -> pd.DataFrame:
-    """Mean and std of seconds per epoch (training + test evaluation) per model and device."""
-    sub = df[df["model"].isin(models)]
-    if sub.empty:
-        return pd.DataFrame(columns=["model", "device", "seconds per epoch", "std", "epochs"])
-    out = sub.groupby(["model", "device_name"])["seconds"].agg(["mean", "std", "count"]).reset_index()
-    out.columns = ["model", "device", "seconds per epoch", "std", "epochs"]
-    out["seconds per epoch"] = out["seconds per epoch"].round(2)
-    out["std"] = out["std"].round(2)
-    return out
-
-
 def grid_status(df: pd.DataFrame, grid: str) -> str:
     """One Markdown sentence: how many runs of ``grid`` have a record, and the command that makes the rest."""
     runs = grid_runs(grid)

@@ -107,14 +107,6 @@ def test_learning_curve_band_is_the_95_interval() -> None:
     assert max(band.y) == pytest.approx(82.0 + half) and min(band.y) == pytest.approx(82.0 - half)
 
 
-def test_format_summary_strings() -> None:
-    from resnet_nb.experiments import summarize
-
-    table = plots.format_summary(summarize(make_results()))
-    assert table.loc["resnet20-A", plots.METRICS["test_acc"]] == "81.00 ± 1.41"
-    assert table.loc["resnet20-A", "seeds"] == 2
-
-
 def test_colours_are_stable_and_distinct() -> None:
     keys = ["resnet20-A", "resnet56-A", "resnet20-B", "plain20", "plain56", "tv-resnet18-imagenet", "tv-resnet18-cifar"]
     colours = [plots.config_color(k) for k in keys]
@@ -141,12 +133,10 @@ def test_book_renderer_html_is_offline_and_deterministic() -> None:
         pio.renderers.default = previous
 
 
-def test_table_and_analysis_figures() -> None:
-    fig = plots.table_figure(pd.DataFrame({"a": [1, 2]}, index=pd.Index(["x", "y"], name="k")), title="t")
-    assert list(fig.data[0].header.values) == ["<b>k</b>", "<b>a</b>"]
+def test_analysis_figures() -> None:
     grads = pd.DataFrame({"model": ["plain8"] * 2 + ["resnet8-A"] * 2, "depth": 8, "layer": [1, 2, 1, 2],
                           "grad_norm": [1.0, 2.0, 1.5, 1.0]})
-    assert fig is not None and len(plots.gradient_figure(grads).data) == 2
+    assert len(plots.gradient_figure(grads).data) == 2
     two = plots.gradient_figure(pd.concat([grads.assign(init="default"), grads.assign(init="he")]))
     assert [t.visible for t in two.data] == [True, True, False, False]  # opens on the default init
     assert [b.label for b in two.layout.updatemenus[0].buttons] == [
