@@ -16,12 +16,12 @@ from pathlib import Path
 
 from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
-from .experiments import (GRIDS, RESULTS_DIR, RecordError, RunConfig, checkpoint_path, estimate_seconds, grid_runs,
-                          parse_shard, pending, record_path, run_one, run_states, shard)
-from .estimate import estimate_text, probe_seconds_left
+from .estimate import estimate_seconds, estimate_text, probe_seconds_left
 from .files import LockedError, check_writable, describe, lock_holder
+from .grids import GRIDS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
 from .models import ModelSpec, model_table
 from .provenance import device_name
+from .records import RESULTS_DIR, RecordError, RunConfig, record_path
 from .stacked import group_runs, resolve_seed_parallel, run_group
 from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
 

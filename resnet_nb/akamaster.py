@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .data import Cifar10, DeviceLoader, atomic_write_text
+from .data import Cifar10, DeviceLoader
+from .files import atomic_write_text
 from .models import ModelSpec, build_model
 from .provenance import environment
 from .train import evaluate, resolve_device

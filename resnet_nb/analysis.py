@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .experiments import summarize
 from .models import ModelSpec, build_model, count_macs, forward_probe, he_init, model_table
+from .records import summarize
 
 SIG_DIGITS = 4
 

@@ -1,7 +1,7 @@
 """Training-speed benchmark: our trainer vs the plain PyTorch loop users write first.
 
 Both run in one process, side by side, on the same data and model, so the ratio is fair
-on a noisy machine. ``python -m resnet_nb bench`` (or ``python -m resnet_nb.bench``).
+on a noisy machine. ``python -m resnet_nb bench``.
 
 Variants (images/s after warm-up; median and min..max over repeats):
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
+from .files import atomic_write_text
 from .models import ModelSpec, build_model
 from .provenance import environment
 from .train import (GraphedStep, Recipe, evaluate, get_recipe, make_optimizer, resolve_cuda_graph, resolve_device,
@@ -335,14 +335,7 @@ def run_from_args(args: argparse.Namespace) -> None:
                             log=lambda s: print(s, flush=True))
     print(format_table(results))
     if args.json:
-        from .data import atomic_write_text
-
         atomic_write_text(args.json, json.dumps({"environment": env, "settings": vars(args) | {
             "json": str(args.json), "source": args.source}, "results": [asdict(m) for m in results]}, indent=1,
             default=str))
 
-
-if __name__ == "__main__":
-    from .__main__ import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))

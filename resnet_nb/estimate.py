@@ -1,6 +1,6 @@
 """How long runs will take on the device at hand, said before the work starts.
 
-From records when this device has made some (:func:`resnet_nb.experiments.estimate_seconds`);
+From records when this device has made some (:func:`estimate_seconds`);
 otherwise from a probe: a few training steps of the model, on random tensors of the recipe's
 batch size, timed on the device itself (a few seconds at most). Either way the figure is an
 estimate, printed as one, so a reader on a laptop knows whether to wait or to go for lunch.
@@ -8,7 +8,11 @@ estimate, printed as one, so a reader on a laptop knows whether to wait or to go
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+import re
+import statistics
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,12 +20,56 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .experiments import RESULTS_DIR, RunConfig, checkpoint_path, estimate_seconds
-from .models import ModelSpec, build_model
+from .checkpoints import read_checkpoint_history
+from .grids import checkpoint_path
+from .models import ModelSpec, build_model, count_macs
 from .provenance import device_name
-from .train import autocast, make_optimizer, read_checkpoint_history, resolve_precision
+from .records import RESULTS_DIR, RunConfig, iter_records
+from .train import autocast, make_optimizer, resolve_precision
 
 EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training steps (measured on CPU records)
+
+
+def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
+                     checkpoints: Path | None = None) -> tuple[float, bool] | None:
+    """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other models.
+
+    Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
+    config on that device. Else, scaled: the median multiply-accumulate throughput (train images x
+    MACs per image / epoch seconds) of any finished record on the same device, whatever the thread
+    count, applied to this model's MACs. None when nothing has run on the device yet.
+    """
+    recipe = run.recipe_obj()
+    train_images = recipe.train_size or 50_000
+    epochs = recipe.num_epochs(-(-train_images // recipe.batch_size))
+    ckpt = checkpoint_path(run, checkpoints)
+    done = read_checkpoint_history(ckpt) if ckpt.exists() else []
+    per_epoch = [r["seconds"] for r in done]
+    params = json.loads(json.dumps(dataclasses.asdict(recipe)))  # as stored: tuples become lists
+    for rec in iter_records(Path(results) / run.grid):
+        if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
+                and rec["provenance"]["device_name"] == device_name:
+            per_epoch += [r["seconds"] for r in rec["history"]]
+    epochs_left = max(0, epochs - len(done))
+    if per_epoch:
+        return epochs_left * statistics.fmean(per_epoch), False
+    rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
+             / statistics.fmean(r["seconds"] for r in rec["history"])
+             for rec in iter_records(results) if _same_device(rec["provenance"]["device_name"], device_name)]
+    if not rates:
+        return None
+    return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
+
+
+def _same_device(a: str, b: str) -> bool:
+    """Device names equal but for the CPU thread count that ``provenance.device_name`` appends."""
+    strip = re.compile(r" \(\d+ threads?\)$")
+    return strip.sub("", a) == strip.sub("", b)
+
+
+@functools.lru_cache(maxsize=None)
+def _macs(model_key: str) -> int:
+    return count_macs(build_model(ModelSpec.from_key(model_key)))
 
 
 @functools.lru_cache(maxsize=None)

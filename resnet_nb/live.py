@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from .data import Cifar10, DataError, channel_stats, load_cifar10, stratified_subset
-from .experiments import HISTORY_KEYS, describe_recipe
+from .records import HISTORY_KEYS, describe_recipe
 from .models import ModelSpec
 from .provenance import device_name
 from .train import FitResult, Recipe, fit, get_recipe
@@ -106,13 +106,6 @@ def live_fit(key: str, data: Cifar10, budget: Budget | None = None, recipe: str 
     spec, rec = ModelSpec.from_key(key), budget.recipe(recipe)
     result = fit(spec, rec, data, seed=seed, progress=budget.progress if progress is None else progress)
     return result, history_frame(result, spec, rec, data, seed)
-
-
-def describe_run(frame: pd.DataFrame) -> str:
-    """One line about a live run: model, final test accuracy and loss, epochs, seconds."""
-    last = frame.iloc[-1]
-    return (f"{last['model']}: test accuracy {100 * last['test_acc']:.1f} %, test loss {last['test_loss']:.3f} "
-            f"after {int(last['epoch'])} epoch(s), {last['wall_seconds']:.0f} s")
 
 
 def test_batch(data: Cifar10, budget: Budget | None = None, size: int = 500) -> torch.Tensor:

@@ -17,7 +17,8 @@ import torch
 from .akamaster import IMAGENET_MEAN, IMAGENET_STD, checkpoints, load_akamaster
 from .claims import PAPER_PARAMS, PAPER_TEST_ERROR
 from .data import Cifar10
-from .experiments import PAPER_PRIORITY, grid_runs, summarize
+from .grids import PAPER_PRIORITY, grid_runs
+from .records import summarize
 
 PAPER_DEPTHS = (20, 32, 44, 56, 110)
 GPU_COMMAND = "bash scripts/gpu_paper_session.sh 540 $OUT 3"

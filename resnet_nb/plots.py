@@ -1,7 +1,7 @@
 """Plotly figure builders for the book: learning curves with 95 % interval bands, final-metric charts,
 analysis figures, captions that name protocol, seeds, hardware and data, and summary tables.
 
-Figures take the long DataFrame of :func:`resnet_nb.experiments.load_results` (one row per run
+Figures take the long DataFrame of :func:`resnet_nb.records.load_results` (one row per run
 and epoch). Accuracies are stored as fractions and shown in %. Every builder draws something
 even without records: a figure that says which records are missing.
 """
@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 import pandas as pd
 import plotly.graph_objects as go
 
+from .coverage import hardware_text
 from .models import ModelSpec
-from .records import hardware_text
 from .train import RECIPES
 
 METRICS: dict[str, str] = {
@@ -256,7 +256,7 @@ def final_metric_chart(df: pd.DataFrame, models: Sequence[str] | None = None,
     least two seeds: a line through single runs would draw seed noise as a trend across depth.
     Single-seed points are drawn hollow, without error bars.
     """
-    from .experiments import summarize
+    from .records import summarize
 
     sub = df[df["model"].isin(models)] if models else df
     summary = summarize(sub, metrics=metrics, epoch=epoch)

@@ -48,10 +48,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .files import LockedError, check_writable, claimed
-from .data import Cifar10, DeviceLoader, atomic_write_text, channel_stats, crop_flip, crop_flip_draws, stratified_subset
-from .models import ModelSpec, build_model, he_init
 from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, save_checkpoint
+from .data import Cifar10, DeviceLoader, channel_stats, crop_flip, crop_flip_draws, stratified_subset
+from .files import LockedError, atomic_write_text, check_writable, claimed
+from .grids import checkpoint_path
+from .models import ModelSpec, build_model, he_init
+from .provenance import environment
+from .records import RESULTS_DIR, make_record, read_record, record_path, validate_record
 from .train import (CudaGraph, FitResult, GraphedStep, Precision, Recipe, autocast, check_divergence, make_optimizer,
                     resolve_cuda_graph, resolve_device, resolve_precision, set_scheduled_lr, train_step)
 
@@ -327,8 +330,6 @@ def group_runs(runs: Sequence[Any], k: int) -> list[list[Any]]:
 
 
 def group_checkpoint_path(runs: Sequence[Any], checkpoints: Path | None = None) -> Path:
-    from .experiments import checkpoint_path
-
     first = checkpoint_path(runs[0], checkpoints)
     return first.with_name(f"{runs[0].config_id}_seeds{'-'.join(str(r.seed) for r in runs)}.pt")
 
@@ -341,8 +342,6 @@ def run_group(runs: Sequence[Any], data: Cifar10, *, results: Path | None = None
     Records have the single-run schema; ``provenance.seed_parallel`` says how many seeds were
     trained together and ``provenance.seed_group`` which, and ``wall_seconds`` is the group's.
     """
-    from .experiments import RESULTS_DIR, make_record, read_record, record_path, validate_record
-    from .provenance import environment
 
     results = Path(results) if results is not None else RESULTS_DIR
     runs = list(runs)

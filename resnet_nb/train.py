@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, read_checkpoint_history, save_checkpoint  # noqa: F401
+from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, save_checkpoint
 from .data import Cifar10, DeviceLoader, channel_stats, stratified_subset
 from .models import ModelSpec, build_model, he_init
 

@@ -1,19 +1,28 @@
-"""Shared fixtures: a tiny synthetic CIFAR-like image tree (folder + zip), an isolated cache.
+"""Shared fixtures and helpers: a tiny synthetic CIFAR-like image tree (folder + zip), an isolated
+cache, synthetic records and result frames, and a way to interrupt training after epoch N.
 
 Nothing here touches the network, the real CIFAR-10 or the user's cache.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
 
 from resnet_nb.data import CLASSES, ENV_CACHE, ENV_DATA, Cifar10, load_cifar10
+from resnet_nb.models import ModelSpec
+from resnet_nb.grids import run_one
+from resnet_nb.records import HISTORY_KEYS, RunConfig, load_results, record_path
 
 TRAIN_PER_CLASS = 20
 TEST_PER_CLASS = 5
@@ -85,3 +94,113 @@ def _torch_threads() -> None:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# ---------------------------------------------------------------- training helpers
+
+TIMING_KEYS = ("seconds", "train_images_per_s")
+
+
+def untimed(history: list[dict]) -> list[dict]:
+    """A history without its wall-clock columns: what must be equal between two runs of one config."""
+    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
+
+
+class Interrupted(Exception):
+    """Raised by :func:`stop_after`: stands for a run killed between epochs."""
+
+
+def stop_after(epoch: int) -> Callable[[Any], None]:
+    """An ``on_epoch`` callback that interrupts training once ``epoch`` is finished (and checkpointed).
+
+    Works for ``fit`` (one row per epoch) and ``fit_stacked`` (one row per seed, all of one epoch).
+    """
+    def on_epoch(rows: dict | list[dict]) -> None:
+        row = rows[0] if isinstance(rows, list) else rows
+        if row["epoch"] == epoch:
+            raise Interrupted(f"stopped after epoch {epoch}")
+    return on_epoch
+
+
+# ---------------------------------------------------------------- records
+
+RUN = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=1)
+
+
+def run_kw(tmp_path: Path) -> dict:
+    """``run_one`` keywords that keep results and checkpoints under ``tmp_path``, on the CPU in fp32."""
+    return dict(results=tmp_path / "results", checkpoints=tmp_path / "ck", device="cpu", precision="fp32",
+                progress=False)
+
+
+@pytest.fixture(scope="session")
+def finished(tiny_data: Cifar10, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, bytes]:
+    """RUN trained once by run_one; (record, record path, its bytes). Tests copy the file, never edit it."""
+    tmp = tmp_path_factory.mktemp("finished")
+    record = run_one(RUN, tiny_data, **run_kw(tmp))
+    path = record_path(RUN, tmp / "results")
+    return record, path, path.read_bytes()
+
+
+
+def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
+    """A valid record with a known history (one row per epoch), no training needed."""
+    history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": acc - 0.01, "test_loss": 2.0 / (i + 1),
+                "test_acc": acc, "seconds": 1.5, "lr": 1e-3} for i, acc in enumerate(test_accs)]
+    return {
+        "format": 1,
+        "run_id": run.run_id,
+        "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
+        "history": history,
+        "provenance": {"device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
+                       "wall_seconds": 1.5 * len(history)},
+    }
+
+
+def write_record(path: Path, record: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+
+
+RESULT_COLUMNS = list(load_results(results="/nonexistent").columns)
+
+
+def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epochs: int = 3,
+                 device: str = "Test GPU", variant: str = "jpeg") -> pd.DataFrame:
+    """A long results frame like ``load_results``: model -> final test accuracy per seed (curves rise to it)."""
+    acc = acc or {"resnet20-A": [0.80, 0.82], "plain20": [0.60, 0.64], "resnet56-A": [0.78, 0.80],
+                  "plain56": [0.50, 0.52], "resnet20-B": [0.81, 0.81], "resnet56-B": [0.79, 0.79]}
+    rows = []
+    for model, finals in acc.items():
+        spec = ModelSpec.from_key(model)
+        for seed, final in enumerate(finals[:seeds]):
+            run_id = f"{model}_report_s{seed}"
+            for epoch in range(1, epochs + 1):
+                a = final * epoch / epochs
+                rows.append({"grid": "report", "run_id": run_id, "config_id": f"{model}_report", "model": model,
+                             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
+                             "recipe": "report", "seed": seed, "device_name": device, "precision": "bf16",
+                             "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
+                             "recipe_desc": "Adam lr 0.001, batch 32, no augmentation",
+                             "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
+                             "test_acc": a, "seconds": 10.0})
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    assert set(HISTORY_KEYS) <= set(frame.columns)
+    return frame
+
+
+def make_paper_results(models: dict[str, int], epochs: int = 4) -> pd.DataFrame:
+    """A long results frame of the paper grid: model -> number of seeds; errors fall with epochs."""
+    rows = []
+    for model, seeds in models.items():
+        spec = ModelSpec.from_key(model)
+        for seed in range(seeds):
+            for e in range(1, epochs + 1):
+                rows.append({"grid": "paper", "run_id": f"{model}_paper_s{seed}", "config_id": f"{model}_paper",
+                             "model": model, "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
+                             "stem": spec.stem, "recipe": "paper", "seed": seed, "device_name": "synthetic",
+                             "precision": "fp32", "dataset_variant": "jpeg", "wall_seconds": 1.0,
+                             "recipe_desc": "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip",
+                             "epoch": e, "train_loss": 1.0, "train_acc": 0.5 + 0.1 * e + 0.01 * seed,
+                             "test_loss": 1.0, "test_acc": 0.5 + 0.08 * e, "seconds": 1.0})
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from resnet_nb.akamaster import (DEFAULT_DIR, IMAGENET_MEAN, IMAGENET_STD, checkpoints, evaluate_checkpoint,
                                  load_akamaster, published_errors, read_records, write_records)
-from resnet_nb.experiments import iter_records
+from resnet_nb.records import iter_records
 from resnet_nb.models import ModelSpec, build_model
 
 README = """# copy

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from resnet_nb import analysis, claims, records
+from resnet_nb import analysis, claims, coverage
 from resnet_nb.models import ModelSpec, build_model
 
-from .test_plots import make_results
+from .conftest import make_results
 
 
 def test_sig_rounds_to_significant_digits() -> None:
@@ -111,21 +111,76 @@ def test_option_distance_ssr_and_noise() -> None:
     assert math.isnan(one_seed.loc[20, "noise_ssr"])
 
 
-def test_records_coverage_and_missing_note() -> None:
+# seeds that differ: a mean of ratios, a population variance or a missing 1/n would all show here
+VARIED = {"resnet20-A": [0.80, 0.84, 0.78], "resnet20-B": [0.70, 0.76], "plain20": [0.50, 0.58, 0.55],
+          "resnet56-A": [0.79, 0.75, 0.81], "plain56": [0.40, 0.46, 0.49]}
+
+
+def _reference_curves(finals: list[float], epochs: int) -> list[list[float]]:
+    """make_results' curves by hand: seed s reaches finals[s] linearly over the epochs."""
+    return [[f * e / epochs for e in range(1, epochs + 1)] for f in finals]
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _var(xs: list[float]) -> float:  # sample variance (n - 1)
+    m = _mean(xs)
+    return sum((x - m) ** 2 for x in xs) / (len(xs) - 1)
+
+
+def test_option_distance_against_a_hand_computation_with_varied_seeds() -> None:
+    epochs = 4
+    table = analysis.option_distance(make_results(VARIED, seeds=3, epochs=epochs))
+    a, b = _reference_curves(VARIED["resnet20-A"], epochs), _reference_curves(VARIED["resnet20-B"], epochs)
+    ssr = noise = 0.0
+    for e in range(epochs):
+        col_a, col_b = [run[e] for run in a], [run[e] for run in b]
+        ssr += (100 * (_mean(col_a) - _mean(col_b))) ** 2
+        noise += 100**2 * (_var(col_a) / len(col_a) + _var(col_b) / len(col_b))
+    row = table.loc[20]
+    assert (row["n_A"], row["n_B"], row["epochs"]) == (3, 2, epochs)
+    assert row["ssr"] == pytest.approx(ssr, rel=1e-12) and row["noise_ssr"] == pytest.approx(noise, rel=1e-12)
+    assert row["rms_gap"] == pytest.approx(math.sqrt(ssr / epochs), rel=1e-12)
+    assert noise > 0 and 56 not in table.index  # depth 56 has no option B
+
+
+def test_relative_improvement_against_a_hand_computation_with_varied_seeds() -> None:
+    table = analysis.relative_improvement(make_results(VARIED, seeds=3))
+    expected = {}
+    for depth in (20, 56):
+        r, p = _mean(VARIED[f"resnet{depth}-A"]), _mean(VARIED[f"plain{depth}"])  # improvement of the means
+        loss_r, loss_p = _mean([2 * (1 - a) + 0.1 for a in VARIED[f"resnet{depth}-A"]]), \
+            _mean([2 * (1 - a) + 0.1 for a in VARIED[f"plain{depth}"]])
+        expected[str(depth)] = (100 * (r - p) / p, 100 * (loss_p - loss_r) / loss_p)
+        row = table.loc[str(depth)]
+        assert row["acc_improvement_%"] == pytest.approx(expected[str(depth)][0], rel=1e-12)
+        assert row["loss_improvement_%"] == pytest.approx(expected[str(depth)][1], rel=1e-12)
+        assert row["acc_resnet_%"] == pytest.approx(100 * r) and (row["n_resnet"], row["n_plain"]) == (3, 3)
+    mean = table.loc["mean"]
+    assert mean["acc_improvement_%"] == pytest.approx(_mean([v[0] for v in expected.values()]), rel=1e-12)
+    assert mean["loss_improvement_%"] == pytest.approx(_mean([v[1] for v in expected.values()]), rel=1e-12)
+    # the mean of per-seed ratios is another (wrong) figure: the fixture tells them apart
+    ratios = _mean([100 * (r - p) / p for r, p in zip(VARIED["resnet56-A"], VARIED["plain56"])])
+    assert abs(ratios - table.loc["56", "acc_improvement_%"]) > 0.5
+
+
+def test_coverage_and_missing_note() -> None:
     df = make_results({"resnet20-A": [0.8, 0.8], "plain20": [0.5]})
-    cov = records.coverage(df, ["resnet20-A", "plain20", "plain56"])
+    cov = coverage.coverage(df, ["resnet20-A", "plain20", "plain56"])
     assert cov["seeds found"].tolist() == [2, 1, 0] and (cov["seeds in grid"] == 5).all()
-    note = records.missing_note(df, ["resnet20-A", "plain56"])
+    note = coverage.missing_note(df, ["resnet20-A", "plain56"])
     assert "No records yet" in note and "--only 'plain56*'" in note and "resnet20-A (2 of 5 seeds)" in note
-    full = records.missing_note(df.iloc[0:0], list(records.expected_seeds("report")))
+    full = coverage.missing_note(df.iloc[0:0], list(coverage.expected_seeds("report")))
     assert "run `python -m resnet_nb grid run report` (it trains" in full
-    assert records.hardware_text(df) == "Test GPU (bf16)"
-    assert records.provenance_table(df)["runs"].tolist() == [3]
+    assert coverage.hardware_text(df) == "Test GPU (bf16)"
+    assert coverage.provenance_table(df)["runs"].tolist() == [3]
 
 
 def test_grid_status_counts_runs_of_the_grid() -> None:
     df = make_results({"plain56": [0.5]}, seeds=1)
-    assert records.grid_status(df, "precision10").startswith("Grid `precision10`: 0 of 12 runs have a record;")
+    assert coverage.grid_status(df, "precision10").startswith("Grid `precision10`: 0 of 12 runs have a record;")
     df["run_id"] = "plain56_report_fp32_s0"
-    assert "1 of 12 runs" in records.grid_status(df, "precision10")
-    assert "0 of 6 runs" in records.grid_status(df.iloc[0:0], "precision")
+    assert "1 of 12 runs" in coverage.grid_status(df, "precision10")
+    assert "0 of 6 runs" in coverage.grid_status(df.iloc[0:0], "precision")

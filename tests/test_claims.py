@@ -12,7 +12,7 @@ import pytest
 
 from resnet_nb import claims
 
-from .test_plots import make_results
+from .conftest import make_results
 
 REPORT = Path(__file__).resolve().parents[2] / "shared" / "report" / "000_9660d8f9b998dae7.txt"
 

@@ -188,9 +188,10 @@ def test_grid_list_reports_a_corrupt_record_and_goes_on(tmp_path: Path) -> None:
 def test_grid_run_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # every selected run already has a record: lists nothing to do and never loads data
     # (RESNET_NB_DATA is unset, torchvision not reached)
-    from resnet_nb.experiments import record_path
-    from tests.test_experiments import fake_record
-    from resnet_nb.experiments import grid_runs
+    from resnet_nb.grids import grid_runs
+    from resnet_nb.records import record_path
+
+    from .conftest import fake_record
 
     run = next(r for r in grid_runs("paper", [0]) if r.model == "resnet20-A")
     path = record_path(run, tmp_path)
@@ -312,7 +313,7 @@ def test_disk_full_during_training_keeps_the_last_checkpoint(tmp_path: Path, tin
         line = one_error_line(p.stderr)
         ckpt = point / "cli" / "resnet8-A_report_e2_n100_fp32_s0.pt"
         assert f"error: no space left on the device writing {ckpt}" in line and "previous version" in line
-        from resnet_nb.train import read_checkpoint_history
+        from resnet_nb.checkpoints import read_checkpoint_history
 
         assert [r["epoch"] for r in read_checkpoint_history(ckpt)] == [1]  # whole and verified
         assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]  # no temp, no lock left
@@ -362,7 +363,7 @@ def test_second_train_on_the_same_out_refuses_and_sigterm_stops_the_first(tmp_pa
     assert not out.exists()
     assert sorted(p.name for p in out.parent.iterdir()) == ["cache", "ck"]  # lock released, no temp
     assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]
-    from resnet_nb.train import read_checkpoint_history
+    from resnet_nb.checkpoints import read_checkpoint_history
 
     assert len(read_checkpoint_history(ckpt)) >= 1  # resumable
 
@@ -404,7 +405,8 @@ def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) ->
              for _ in range(2)]
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
-    from resnet_nb.experiments import grid_runs, read_record, record_path
+    from resnet_nb.grids import grid_runs
+    from resnet_nb.records import read_record, record_path
 
     for run in grid_runs("precision", [0]):
         read_record(record_path(run, results), run)
@@ -457,7 +459,7 @@ def test_grid_list_accepts_the_run_options_it_hides(tmp_path: Path, capsys: pyte
     """scripts/gpu_grid.sh hands the same grid args to `grid list --ids` and to `grid run`."""
     assert main(["grid", "list", "paper", "--ids", "--results", str(tmp_path), "--cuda-graph", "on",
                  "--precision", "bf16", "--quiet", "--source", "x"]) == 0
-    from resnet_nb.experiments import grid_runs
+    from resnet_nb.grids import grid_runs
 
     # on the CPU seed-parallel groups are off: one run per line, in the grid's priority order
     assert capsys.readouterr().out.split() == [r.run_id for r in grid_runs("paper")]

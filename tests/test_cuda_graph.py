@@ -12,6 +12,8 @@ import torch
 from resnet_nb.models import ModelSpec, build_model
 from resnet_nb.train import GraphedStep, fit, get_recipe, make_optimizer, resolve_cuda_graph, train_step
 
+from .conftest import Interrupted, stop_after
+
 SPEC = ModelSpec("resnet", 8, "A")
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -112,16 +114,9 @@ def test_graphed_fit_matches_eager_and_resumes(tiny_data, tmp_path) -> None:
         assert g["train_loss"] == pytest.approx(e["train_loss"], rel=1e-2)
         assert g["test_loss"] == pytest.approx(e["test_loss"], rel=2e-2)
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_1(row):
-        if row["epoch"] == 1:
-            raise Interrupt
-
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(Interrupt):
-        fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", checkpoint=ckpt, on_epoch=stop_after_1, **kw)
+    with pytest.raises(Interrupted):
+        fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", checkpoint=ckpt, on_epoch=stop_after(1), **kw)
     resumed = fit(SPEC, recipe, tiny_data, seed=0, cuda_graph="on", checkpoint=ckpt, **kw)
     for r, g in zip(resumed.history, graphed.history, strict=True):
         assert r["train_loss"] == pytest.approx(g["train_loss"], rel=1e-2)

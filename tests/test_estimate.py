@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from resnet_nb import estimate
-from resnet_nb.experiments import RunConfig, record_path, run_one
+from resnet_nb.estimate import estimate_seconds
+from resnet_nb.grids import checkpoint_path, run_one
+from resnet_nb.models import ModelSpec, build_model, count_macs
+from resnet_nb.records import RunConfig, record_path
+from resnet_nb.checkpoints import read_checkpoint_history
+from resnet_nb.train import fit
+
+from .conftest import Interrupted, fake_record, stop_after, write_record
 
 
 def test_probe_scales_with_the_steps_left(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -32,3 +39,38 @@ def test_estimate_text_says_where_the_figure_comes_from(tiny_data, tmp_path: Pat
     other = RunConfig("t", "resnet8-A", "report", 1, epochs=1, train_size=100)
     text = estimate.estimate_text([other], torch.device("cpu"), tmp_path, tmp_path / "ck")
     assert "from this device's records" in text and "probe" not in text
+
+
+def _timed_record(run: RunConfig, seconds: float, device: str, train_size: int = 50_000) -> dict:
+    record = fake_record(run, [0.5] * 10)
+    for row in record["history"]:
+        row["seconds"] = seconds
+    record["provenance"] |= {"device_name": device, "train_size": train_size}
+    return record
+
+
+def test_estimate_from_same_config_on_same_device(tmp_path: Path) -> None:
+    done, todo = RunConfig("report", "resnet20-A", "report", 0), RunConfig("report", "resnet20-A", "report", 1)
+    write_record(record_path(done, tmp_path), _timed_record(done, 30.0, "cpu X (2 threads)"))
+    assert estimate_seconds(todo, "cpu X (2 threads)", tmp_path, tmp_path / "ck") == (300.0, False)
+    assert estimate_seconds(todo, "GPU Y", tmp_path, tmp_path / "ck") is None  # nothing ran on that device
+
+
+def test_estimate_scaled_by_macs_from_other_models(tmp_path: Path) -> None:
+    """No record of plain56 on this CPU: scale resnet20-A's throughput there (other thread count) by MACs."""
+    done, todo = RunConfig("report", "resnet20-A", "report", 0), RunConfig("report", "plain56", "report", 0)
+    write_record(record_path(done, tmp_path), _timed_record(done, 30.0, "cpu X (1 threads)"))
+    seconds, scaled = estimate_seconds(todo, "cpu X (2 threads)", tmp_path, tmp_path / "ck")
+    macs = {k: count_macs(build_model(ModelSpec.from_key(k))) for k in ("resnet20-A", "plain56")}
+    assert scaled and seconds == pytest.approx(10 * 30.0 * macs["plain56"] / macs["resnet20-A"])
+    assert 3.0 < seconds / 300.0 < 3.2  # plain-56 costs about 3.1x the MACs of ResNet-20 per image
+
+
+def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig("t", "resnet8-A", "report", 0, epochs=3, train_size=100)
+    with pytest.raises(Interrupted):
+        fit(run.spec, run.recipe_obj(), tiny_data, seed=0, device="cpu", precision="fp32", progress=False,
+            checkpoint=checkpoint_path(run, tmp_path / "ck"), on_epoch=stop_after(1))
+    seconds, scaled = estimate_seconds(run, "anything", tmp_path, tmp_path / "ck")
+    first = read_checkpoint_history(checkpoint_path(run, tmp_path / "ck"))[0]["seconds"]
+    assert not scaled and seconds == pytest.approx(2 * first)

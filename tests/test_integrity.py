@@ -22,40 +22,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint
+from resnet_nb.checkpoints import CheckpointMismatch, read_checkpoint, read_checkpoint_history
 from resnet_nb.data import load_cifar10
-from resnet_nb.experiments import (RESULTS_DIR, RecordError, RunConfig, checkpoint_path, iter_records, read_record,
-                                   record_path, run_one, validate_record)
+from resnet_nb.grids import checkpoint_path, run_one
+from resnet_nb.records import RESULTS_DIR, RecordError, RunConfig, iter_records, read_record, record_path, validate_record
 from resnet_nb.files import LockedError, lock_path
 from resnet_nb.models import ModelSpec
-from resnet_nb.train import (RECIPES, DivergedError, Recipe, check_divergence, fit, get_recipe, make_optimizer,
-                             read_checkpoint_history)
+from resnet_nb.train import RECIPES, DivergedError, Recipe, check_divergence, fit, get_recipe, make_optimizer
 
-from .conftest import _write_tree
+from .conftest import Interrupted, _write_tree, stop_after, untimed
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = ModelSpec("resnet", 8, "A")
-TIMING_KEYS = ("seconds", "train_images_per_s")
-
-
-def untimed(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
-
-
 def run_fit(data, **kw):
     kw = {"device": "cpu", "precision": "fp32", "progress": False, "seed": 0} | kw
     return fit(SPEC, kw.pop("recipe", get_recipe("report", epochs=3, batch_size=16)), data, **kw)
-
-
-class Stop(Exception):
-    pass
-
-
-def stop_after(epoch: int):
-    def f(row):
-        if row["epoch"] == epoch:
-            raise Stop
-    return f
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +70,7 @@ def wait_for(path: Path, proc: subprocess.Popen | None = None, timeout: float = 
 def test_resume_on_another_copy_of_the_data_is_refused(tiny_data, other_copy, tmp_path: Path) -> None:
     assert other_copy.checksum != tiny_data.checksum
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(Stop):
+    with pytest.raises(Interrupted):
         run_fit(tiny_data, checkpoint=ckpt, on_epoch=stop_after(1))
     before = ckpt.read_bytes()
     with pytest.raises(CheckpointMismatch) as err:
@@ -127,7 +108,7 @@ def _weight_offset(raw: bytes, state: dict) -> int:
 @pytest.mark.parametrize("damage", ["64-bytes-of-a-weight", "truncated", "zeroed-header"])
 def test_a_damaged_checkpoint_is_named_and_never_resumed(tiny_data, baseline, tmp_path: Path, damage: str) -> None:
     ckpt = tmp_path / "run.pt"
-    with pytest.raises(Stop):
+    with pytest.raises(Interrupted):
         run_fit(tiny_data, checkpoint=ckpt, on_epoch=stop_after(2))
     raw = bytearray(ckpt.read_bytes())
     if damage == "64-bytes-of-a-weight":

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pandas as pd
 
 from resnet_nb.paper import degradation_verdict, grid_command, table6
-from tests.test_plots import _paper_records
+from .conftest import make_paper_results
 
 AKA = [{"model": "resnet20-A", "test_error_pct": 18.97, "published_test_error_pct": 8.27}]
 
 
 def test_table6_side_by_side() -> None:
-    df = _paper_records({"resnet20-A": 3, "plain20": 1}, epochs=2)
+    df = make_paper_results({"resnet20-A": 3, "plain20": 1}, epochs=2)
     table = table6(df, AKA)
     assert list(table.index[:5]) == ["resnet20-A", "resnet32-A", "resnet44-A", "resnet56-A", "resnet110-A"]
     row = table.loc["resnet20-A"]
@@ -27,7 +27,7 @@ def test_table6_side_by_side() -> None:
 def test_missing_commands() -> None:
     from resnet_nb.paper import missing_commands
 
-    text = missing_commands(_paper_records({"resnet20-A": 3, "plain20": 1}, epochs=1))
+    text = missing_commands(make_paper_results({"resnet20-A": 3, "plain20": 1}, epochs=1))
     lines = text.splitlines()
     assert lines[2] == "- plain20 (1 of 3 seeds): `python -m resnet_nb grid run paper --only 'plain20_paper_s*'`"
     assert "resnet20-A" not in text and len(lines) == 2 + 8
@@ -35,14 +35,14 @@ def test_missing_commands() -> None:
 
 
 def test_degradation_verdict() -> None:
-    df = _paper_records({"plain20": 3, "plain56": 3}, epochs=2)
+    df = make_paper_results({"plain20": 3, "plain56": 3}, epochs=2)
     df.loc[df["model"] == "plain56", "train_acc"] -= 0.1 + 0.001 * df["seed"]  # 10.0 / 10.1 / 10.2 points lower
     text = degradation_verdict(df, "paper")
     assert "plain-20 − plain-56 +10.10 pt [" in text and "(n = 3; paired t" in text
     assert "degradation **reproduced**" in text
     df.loc[df["model"] == "plain56", "train_acc"] += 0.2
     assert "degradation **contradicted**" in degradation_verdict(df, "paper")
-    two = _paper_records({"plain20": 2, "plain56": 2}, epochs=2)
+    two = make_paper_results({"plain20": 2, "plain56": 2}, epochs=2)
     assert "**inconclusive** (n = 2 seed(s), fewer than 3)" in degradation_verdict(two, "paper")
     missing = degradation_verdict(pd.DataFrame(columns=df.columns), "report")
     assert "no verdict yet, plain20, plain56 missing" in missing

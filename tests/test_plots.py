@@ -7,35 +7,8 @@ import plotly.io as pio
 import pytest
 
 from resnet_nb import plots
-from resnet_nb.experiments import HISTORY_KEYS, load_results
-from resnet_nb.models import ModelSpec
 
-COLUMNS = list(load_results(results="/nonexistent").columns)
-
-
-def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epochs: int = 3,
-                 device: str = "Test GPU", variant: str = "jpeg") -> pd.DataFrame:
-    """A long results frame like ``load_results``: model -> final test accuracy per seed (curves rise to it)."""
-    acc = acc or {"resnet20-A": [0.80, 0.82], "plain20": [0.60, 0.64], "resnet56-A": [0.78, 0.80],
-                  "plain56": [0.50, 0.52], "resnet20-B": [0.81, 0.81], "resnet56-B": [0.79, 0.79]}
-    rows = []
-    for model, finals in acc.items():
-        spec = ModelSpec.from_key(model)
-        for seed, final in enumerate(finals[:seeds]):
-            run_id = f"{model}_report_s{seed}"
-            for epoch in range(1, epochs + 1):
-                a = final * epoch / epochs
-                rows.append({"grid": "report", "run_id": run_id, "config_id": f"{model}_report", "model": model,
-                             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
-                             "recipe": "report", "seed": seed, "device_name": device, "precision": "bf16",
-                             "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
-                             "recipe_desc": "Adam lr 0.001, batch 32, no augmentation",
-                             "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
-                             "test_acc": a, "seconds": 10.0})
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    assert set(HISTORY_KEYS) <= set(frame.columns)
-    return frame
-
+from .conftest import make_paper_results, make_results
 
 def test_caption_names_protocol_seeds_hardware_and_data() -> None:
     text = plots.caption(make_results())
@@ -157,7 +130,7 @@ def test_interval_table_formats_means_intervals_and_single_seeds() -> None:
 
 
 def test_caption_uses_each_records_own_recipe() -> None:
-    from resnet_nb.experiments import describe_recipe
+    from resnet_nb.records import describe_recipe
 
     df = make_results(seeds=1)
     df.loc[df["model"] == "plain20", "recipe_desc"] = "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip"
@@ -167,29 +140,10 @@ def test_caption_uses_each_records_own_recipe() -> None:
     paper = {"optimizer": "sgd", "lr": 0.1, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": 128, "augment": True}
     assert describe_recipe(paper) == "SGD lr 0.1, momentum 0.9, weight decay 0.0001, batch 128, pad-4 crop + flip"
 
-def _paper_records(models: dict[str, int], epochs: int = 4) -> "pd.DataFrame":
-    """Synthetic long-format records of the paper grid: seeds per model, errors falling with epochs."""
-    import pandas as pd
-
-    rows = []
-    for model, seeds in models.items():
-        for seed in range(seeds):
-            for e in range(1, epochs + 1):
-                rows.append({"grid": "paper", "run_id": f"{model}_paper_s{seed}", "config_id": f"{model}_paper",
-                             "model": model, "arch": "plain" if model.startswith("plain") else "resnet",
-                             "depth": int(model.removeprefix("plain").removeprefix("resnet").split("-")[0]),
-                             "shortcut": None if model.startswith("plain") else "A", "stem": None, "recipe": "paper",
-                             "seed": seed, "device_name": "synthetic", "precision": "fp32", "dataset_variant": "jpeg",
-                             "wall_seconds": 1.0, "recipe_desc": "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip",
-                             "epoch": e, "train_loss": 1.0, "train_acc": 0.5 + 0.1 * e + 0.01 * seed,
-                             "test_loss": 1.0, "test_acc": 0.5 + 0.08 * e, "seconds": 1.0})
-    return pd.DataFrame(rows)
-
-
 def test_paper_error_curves_from_records() -> None:
     from resnet_nb.plots import paper_error_curves
 
-    fig = paper_error_curves(_paper_records({"plain20": 2, "resnet20-A": 3}), pairs=(("plain20", "resnet20-A"),))
+    fig = paper_error_curves(make_paper_results({"plain20": 2, "resnet20-A": 3}), pairs=(("plain20", "resnet20-A"),))
     names = [t.name for t in fig.data]
     assert names == ["plain20 train (n=2)", "plain20 test (n=2)", "resnet20-A train (n=3)", "resnet20-A test (n=3)"]
     train = fig.data[0]
@@ -203,10 +157,10 @@ def test_paper_error_curves_from_records() -> None:
 def test_paper_error_curves_say_what_is_missing() -> None:
     from resnet_nb.plots import paper_error_curves
 
-    empty = paper_error_curves(_paper_records({}))
+    empty = paper_error_curves(make_paper_results({}))
     assert "No paper-recipe records yet" in empty.layout.annotations[0].text
     assert "Make them with: python -m resnet_nb grid run paper<br>" in empty.layout.annotations[0].text
-    part = paper_error_curves(_paper_records({"resnet20-A": 1}))
+    part = paper_error_curves(make_paper_results({"resnet20-A": 1}))
     assert len(part.data) == 2
     notes = " ".join(a.text.replace("<br>", " ") for a in part.layout.annotations)
     assert "Not yet run: plain20, plain32, resnet32-A, plain44, resnet44-A, plain56, resnet56-A" in notes

@@ -10,15 +10,16 @@ import pytest
 import torch
 
 import resnet_nb.stacked as stacked_mod
-from resnet_nb.experiments import RunConfig, read_record, record_path
+from resnet_nb.records import RunConfig, read_record, record_path
 from resnet_nb.models import ModelSpec, build_model
 from resnet_nb.stacked import (StackedNets, build_seed_model, fit_stacked, group_checkpoint_path, group_runs,
                                resolve_seed_parallel, run_group)
 from resnet_nb.train import fit, get_recipe
 
+from .conftest import Interrupted, stop_after, untimed
+
 SPEC = ModelSpec("resnet", 8, "A")
 SEEDS = (0, 1, 2)
-TIMING_KEYS = ("seconds", "train_images_per_s")
 
 
 def paper_like(**kw):
@@ -47,10 +48,6 @@ def float64_ctx():
 def float64():
     with float64_ctx():
         yield
-
-
-def untimed(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
 
 
 def separate(data, recipe, seeds=SEEDS):
@@ -151,17 +148,9 @@ def test_initial_weights_are_each_seeds_own(tiny_data) -> None:
 
 def test_stacked_resume_is_bit_exact(tiny_data, paper_stacked, tmp_path: Path, float64) -> None:
     ckpt = tmp_path / "group.pt"
-
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_1(rows):
-        assert [r["epoch"] for r in rows] == [1, 1, 1]
-        raise Interrupt
-
     kw = {"device": "cpu", "precision": "fp32", "progress": False, "checkpoint": ckpt}
-    with pytest.raises(Interrupt):
-        fit_stacked(SPEC, paper_like(), tiny_data, SEEDS, on_epoch=stop_after_1, **kw)
+    with pytest.raises(Interrupted):
+        fit_stacked(SPEC, paper_like(), tiny_data, SEEDS, on_epoch=stop_after(1), **kw)
     assert ckpt.exists()
     seen = []
     resumed = fit_stacked(SPEC, paper_like(), tiny_data, SEEDS, on_epoch=seen.append, **kw)

@@ -8,21 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from resnet_nb.checkpoints import read_checkpoint_history
 from resnet_nb.models import ModelSpec
-from resnet_nb.train import (RECIPES, Recipe, cpu_has_bf16, fit, get_recipe, read_checkpoint_history,
-                             resolve_device, resolve_precision)
+from resnet_nb.train import RECIPES, Recipe, cpu_has_bf16, fit, get_recipe, resolve_device, resolve_precision
+
+from .conftest import Interrupted, stop_after, untimed
 
 SPEC = ModelSpec("resnet", 8, "A")
-TIMING_KEYS = ("seconds", "train_images_per_s")
 HISTORY_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"}
 
 
 def tiny_recipe(**kw) -> Recipe:
     return get_recipe("report", **({"epochs": 3, "batch_size": 16} | kw))
-
-
-def untimed(history: list[dict]) -> list[dict]:
-    return [{k: v for k, v in row.items() if k not in TIMING_KEYS} for row in history]
 
 
 def run_fit(data, seed: int = 0, **kw):
@@ -178,15 +175,8 @@ def test_fit_is_repeatable(tiny_data, baseline) -> None:
 def test_fit_resume_is_exact(tiny_data, baseline, tmp_path: Path) -> None:
     ckpt = tmp_path / "ck" / "run.pt"
 
-    class Interrupt(Exception):
-        pass
-
-    def stop_after_2(row):
-        if row["epoch"] == 2:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run_fit(tiny_data, checkpoint=ckpt, on_epoch=stop_after_2)
+    with pytest.raises(Interrupted):
+        run_fit(tiny_data, checkpoint=ckpt, on_epoch=stop_after(2))
     assert ckpt.exists()
     assert [r["epoch"] for r in read_checkpoint_history(ckpt)] == [1, 2]
     assert untimed(read_checkpoint_history(ckpt)) == untimed(baseline.history[:2])

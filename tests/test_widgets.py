@@ -8,7 +8,7 @@ from resnet_nb import live, plots, widgets
 from resnet_nb.data import Cifar10
 from resnet_nb.train import FitResult
 
-from .test_plots import COLUMNS, make_results
+from .conftest import RESULT_COLUMNS, make_results
 
 
 def test_book_budget_switch(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -16,7 +16,7 @@ def test_book_budget_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     assert live.book_budget().name == "full"
     monkeypatch.setenv(live.ENV_BUDGET, "smoke")
     smoke = live.book_budget()
-    assert smoke.name == "smoke" and smoke.train_size <= 1000 and smoke.test_size is not None
+    assert smoke.name == "smoke" and smoke.train_size <= 1000 and 0 < smoke.test_size < 10_000
     assert smoke.recipe().epochs == smoke.epochs and smoke.recipe().train_size == smoke.train_size
     monkeypatch.setenv(live.ENV_BUDGET, "huge")
     with pytest.raises(ValueError, match="smoke, full"):
@@ -38,7 +38,7 @@ def test_book_data_without_data_prints_the_fix(monkeypatch: pytest.MonkeyPatch, 
 def test_live_fit_gives_a_results_frame(tiny_data: Cifar10) -> None:
     budget = live.Budget("test", train_size=100, epochs=1, test_size=None, depths=(8,))
     result, frame = live.live_fit("resnet8-A", tiny_data, budget, progress=False)
-    assert list(frame.columns) == COLUMNS
+    assert list(frame.columns) == RESULT_COLUMNS
     assert frame["grid"].unique().tolist() == ["live"] and frame["epoch"].tolist() == [1]
     assert frame["dataset_variant"].iloc[0] == tiny_data.variant
     x = live.test_batch(tiny_data, budget, size=20)
@@ -90,7 +90,11 @@ def test_results_explorer_rerenders_on_change() -> None:
     figure = shown_figure()
     assert [t["name"] for t in figure["data"] if t.get("mode")] == ["plain56 (n=2)"]
     assert figure["layout"]["yaxis"]["title"]["text"] == plots.METRICS["train_loss"]
-    assert widgets.results_explorer(make_results().iloc[0:0]) is not None
+    empty = widgets.results_explorer(make_results().iloc[0:0])
+    (empty_controls, _), empty_out = empty.children[0].children, empty.children[1]
+    assert [v for _, v in empty_controls.children[0].options] == [0]  # no depth to pick
+    (empty_output,) = empty_out.outputs
+    assert "No records for this selection yet." in empty_output["data"]["text/html"]
     assert widgets.model_family("resnet44-B") == "resnet-B" and widgets.model_family("plain56") == "plain"
 
 

@@ -1,0 +1,200 @@
+"""Grids and the runner: grid contents and priority, shards, run ids, resumable runs, bad records left
+alone, what is pending, and per-run precision."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from resnet_nb.grids import checkpoint_path, grid_runs, parse_shard, pending, run_one, run_state, shard
+from resnet_nb.records import RecordError, RunConfig, read_record, record_path, validate_record
+from resnet_nb.train import fit
+
+from .conftest import RUN, Interrupted, fake_record, run_kw, stop_after, untimed, write_record
+
+
+# ---------------------------------------------------------------- grids and shards
+
+
+def test_report_grid() -> None:
+    runs = grid_runs("report")
+    assert len(runs) == 70 and len(set(runs)) == 70
+    assert len({r.model for r in runs}) == 14
+    assert [r.seed for r in runs] == [s for s in range(5) for _ in range(14)]  # seed-major: all seed 0 first
+    assert all(r.grid == "report" and r.recipe == "report" and r.epochs is None for r in runs)
+    first = runs[:14]
+    assert first[0].run_id == "resnet20-A_report_s0"
+    depths = [r.spec.depth for r in first if r.spec.arch != "torchvision"]
+    assert len(depths) == 12
+    # depth priority within a seed: every depth-20/56 run before any depth-32/44 run
+    assert set(depths[:6]) == {20, 56} and set(depths[6:]) == {32, 44}
+    assert depths.index(20) < depths.index(56) < depths.index(32) < depths.index(44)
+    assert {r.model for r in first if r.spec.depth == 20} == {"resnet20-A", "plain20", "resnet20-B"}
+    assert {r.model for r in first[-2:]} == {"tv-resnet18-imagenet", "tv-resnet18-cifar"}
+    assert [r.model for r in runs[14:28]] == [r.model for r in first]
+
+
+def test_paper_grid_and_seeds() -> None:
+    runs = grid_runs("paper")
+    # priority: the degradation pairs at depth 20 and 56, then ResNet-110 (5 seeds), then the rest
+    order = ["resnet20-A", "plain20", "resnet56-A", "plain56", "resnet110-A", "resnet32-A", "plain32", "resnet44-A",
+             "plain44"]
+    assert [r.model for r in runs] == [m for m in order for _ in range(5 if m == "resnet110-A" else 3)]
+    assert [r.seed for r in runs[:6]] == [0, 1, 2, 0, 1, 2] and [r.seed for r in runs[12:17]] == [0, 1, 2, 3, 4]
+    assert all(r.recipe == "paper" and r.grid == "paper" for r in runs) and len(set(runs)) == 29
+    assert [r.seed for r in grid_runs("paper", [3, 1])] == [3, 1] * 9
+    assert len(grid_runs("report", range(2))) == 28
+    with pytest.raises(ValueError, match="unknown grid"):
+        grid_runs("nope")
+
+
+@pytest.mark.parametrize("k", range(1, 8))
+def test_shards_partition_the_grid(k: int) -> None:
+    runs = grid_runs("report")
+    parts = [shard(runs, i, k) for i in range(1, k + 1)]
+    assert sum(len(p) for p in parts) == len(runs)
+    assert sorted(r.run_id for p in parts for r in p) == sorted(r.run_id for r in runs)
+    assert max(len(p) for p in parts) - min(len(p) for p in parts) <= 1
+    for p in parts:  # each shard keeps the priority order
+        assert [runs.index(r) for r in p] == sorted(runs.index(r) for r in p)
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("2/4") == (2, 4)
+    assert parse_shard("1/1") == (1, 1)
+    for bad in ("0/3", "4/3", "x", "1/", "1/2/3", "-1/3"):
+        with pytest.raises(ValueError, match="shard"):
+            parse_shard(bad)
+
+
+def test_run_ids() -> None:
+    assert RUN.run_id == "resnet8-A_report_e1_s0" and RUN.config_id == "resnet8-A_report_e1"
+    assert RunConfig("g", "plain20", "report", 3, None, 500).run_id == "plain20_report_n500_s3"
+    assert record_path(RUN, Path("/r")) == Path("/r/t/resnet8-A_report_e1_s0.json")
+    assert checkpoint_path(RUN, Path("/c")) == Path("/c/t/resnet8-A_report_e1_s0.pt")
+
+
+def test_default_checkpoint_dir_is_the_cache(_isolated_env: Path) -> None:
+    assert checkpoint_path(RUN) == _isolated_env / "checkpoints" / "t" / "resnet8-A_report_e1_s0.pt"
+
+
+# ---------------------------------------------------------------- the runner
+
+
+def test_run_state_and_rerun(finished, tiny_data, tmp_path: Path) -> None:
+    record, src, raw = finished
+    kw = run_kw(tmp_path)
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "todo"
+    checkpoint_path(RUN, kw["checkpoints"]).parent.mkdir(parents=True)
+    checkpoint_path(RUN, kw["checkpoints"]).write_bytes(b"")
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "partial"
+    dst = record_path(RUN, kw["results"])
+    dst.parent.mkdir(parents=True)
+    dst.write_bytes(raw)
+    assert run_state(RUN, kw["results"], kw["checkpoints"]) == "done"
+    # a finished run is not trained again: its record is returned as is
+    assert run_one(RUN, tiny_data, **kw) == json.loads(raw)
+    assert dst.read_bytes() == raw
+
+
+def test_killed_run_resumes(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
+    kw = run_kw(tmp_path)
+    ckpt = checkpoint_path(run, kw["checkpoints"])
+
+    with pytest.raises(Interrupted):
+        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+            checkpoint=ckpt, progress=False, on_epoch=stop_after(1))
+    assert run_state(run, kw["results"], kw["checkpoints"]) == "partial"
+    record = run_one(run, tiny_data, **kw)
+    assert not ckpt.exists()  # deleted once the record is written
+    assert run_state(run, kw["results"], kw["checkpoints"]) == "done"
+    assert [r["epoch"] for r in record["history"]] == [1, 2]
+    uninterrupted = fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+                        progress=False)
+    assert untimed(record["history"]) == untimed(uninterrupted.history)
+    assert record["provenance"]["train_size"] == 100
+    assert record["provenance"]["wall_seconds"] == pytest.approx(sum(r["seconds"] for r in record["history"]))
+
+
+def _damaged_records(finished) -> dict[str, bytes]:
+    record, _, raw = finished
+    other = copy.deepcopy(record)  # a valid record of another run (seed 1)
+    del other["content_sha256"]  # an edited record: without its hash (with it, it would fail on the hash)
+    other_run = dataclasses.replace(RUN, seed=1)
+    other["run_id"] = other_run.run_id
+    other["config"]["seed"] = 1
+    assert validate_record(other, other_run)
+    other_grid = copy.deepcopy(other)
+    other_grid.update(run_id=record["run_id"], config=record["config"] | {"grid": "u"})
+    return {"truncated": raw[: len(raw) // 2], "foreign": json.dumps(other).encode(),
+            "other-grid": json.dumps(other_grid).encode(), "empty": b"", "not-a-record": b"[1, 2]"}
+
+
+@pytest.mark.parametrize("kind", ["truncated", "foreign", "other-grid", "empty", "not-a-record"])
+def test_bad_record_raises_and_is_left_alone(finished, tiny_data, tmp_path: Path, kind: str) -> None:
+    content = _damaged_records(finished)[kind]
+    kw = run_kw(tmp_path)
+    path = record_path(RUN, kw["results"])
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    with pytest.raises(RecordError):
+        read_record(path, RUN)
+    with pytest.raises(RecordError):
+        run_state(RUN, kw["results"], kw["checkpoints"])
+    with pytest.raises(RecordError):
+        run_one(RUN, tiny_data, **kw)
+    with pytest.warns(UserWarning, match=re.escape(str(path))):  # reported by path, and not run again
+        assert pending([RUN], kw["results"], kw["checkpoints"]) == []
+    assert path.read_bytes() == content
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
+
+
+def test_foreign_record_message(finished, tmp_path: Path) -> None:
+    path = tmp_path / "x.json"
+    path.write_bytes(_damaged_records(finished)["foreign"])
+    with pytest.raises(RecordError, match="resnet8-A_report_e1_s1.*expected 'resnet8-A_report_e1_s0'"):
+        read_record(path, RUN)
+    assert read_record(path)["run_id"] == "resnet8-A_report_e1_s1"  # valid on its own
+
+
+def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
+    runs = [RunConfig("g", m, "report", 0, epochs=2) for m in ("resnet20-A", "plain20", "resnet56-A", "plain56")]
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    write_record(record_path(runs[0], results), fake_record(runs[0], [0.1, 0.2]))  # done
+    for r in (runs[3], runs[2]):  # partial
+        checkpoint_path(r, ck).parent.mkdir(parents=True, exist_ok=True)
+        checkpoint_path(r, ck).write_bytes(b"")
+    assert [run_state(r, results, ck) for r in runs] == ["done", "todo", "partial", "partial"]
+    assert [r.model for r in pending(runs, results, ck)] == ["resnet56-A", "plain56", "plain20"]
+    assert pending(runs[:1], results, ck) == []
+
+
+def test_precision_grid_pairs_fp32_and_bf16_per_seed() -> None:
+    runs = grid_runs("precision")
+    assert [(r.seed, r.precision) for r in runs] == [(s, p) for s in range(3) for p in ("fp32", "bf16")]
+    assert {r.config_id for r in runs} == {"resnet20-A_report_e1_fp32", "resnet20-A_report_e1_bf16"}
+    assert len({r.run_id for r in runs}) == 6
+
+
+def test_precision10_grid_full_recipe_depth_56_three_seeds() -> None:
+    runs = grid_runs("precision10")
+    assert len(runs) == 12 and {r.epochs for r in runs} == {None} and {r.recipe for r in runs} == {"report"}
+    assert {r.config_id for r in runs} == {"plain56_report_fp32", "plain56_report_bf16",
+                                           "resnet56-A_report_fp32", "resnet56-A_report_bf16"}
+    assert sorted({r.seed for r in runs}) == [0, 1, 2]
+    assert grid_runs("precision10", seeds=[4])[0].run_id == "plain56_report_fp32_s4"
+
+
+def test_run_precision_is_used_and_recorded(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig("t", "resnet8-A", "report", 0, epochs=1, train_size=100, precision="fp32")
+    record = run_one(run, tiny_data, results=tmp_path, checkpoints=tmp_path / "ck", progress=False,
+                     precision="bf16")  # the run's own precision wins over the runner's default
+    assert record["provenance"]["precision"] == "fp32"
+    assert record["run_id"].endswith("_fp32_s0")
+    assert read_record(record_path(run, tmp_path), run)["config"]["precision"] == "fp32"

@@ -1,0 +1,102 @@
+"""The package's shape: modules import one another one way (no cycle, counting imports inside
+functions, which hide cycles rather than remove them), and notebooks import only what they use."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "resnet_nb"
+BOOK = PACKAGE.parent / "book"
+
+
+def package_imports(folder: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the package modules it imports, anywhere in its body (``from .x import``, ``from . import x``)."""
+    modules = {p.stem for p in folder.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{folder.name}."):
+                deps.add(node.module.split(".")[1])
+        graph[path.stem] = (deps & modules) - {path.stem}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path ``[a, b, ..., a]``, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return path[path.index(dep):] + [dep] if dep in path else [node, dep]
+            if dep not in state and (cycle := visit(dep, path + [dep])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_find_cycle_finds_a_planted_cycle() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"bench": {"__main__"}, "__main__": {"bench"}}) == ["__main__", "bench", "__main__"]
+
+
+def test_package_imports_are_read_from_function_bodies_too(tmp_path: Path) -> None:
+    pkg = tmp_path / "resnet_nb"
+    pkg.mkdir()
+    (pkg / "a.py").write_text("def f():\n    from .b import g\n")
+    (pkg / "b.py").write_text("from . import a\nimport resnet_nb.c\nfrom resnet_nb.c import x\n")
+    (pkg / "c.py").write_text("")
+    assert package_imports(pkg) == {"a": {"b"}, "b": {"a", "c"}, "c": set()}
+
+
+def test_no_import_cycle_in_the_package() -> None:
+    graph = package_imports()
+    assert {"records", "grids", "coverage", "estimate", "bench", "__main__"} <= set(graph)
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+    assert "__main__" not in set().union(*graph.values()), "only the interpreter imports __main__"
+    # the layers: records know nothing of grids or analysis; grids know nothing of the book's analysis
+    assert not graph["records"] & {"grids", "estimate", "coverage", "claims", "plots", "analysis"}
+    assert not graph["grids"] & {"estimate", "coverage", "claims", "plots", "analysis", "stacked"}
+
+
+def notebook_code(path: Path) -> str:
+    cells = json.loads(path.read_text())["cells"]
+    lines = [line for c in cells if c["cell_type"] == "code" for line in "".join(c["source"]).splitlines()]
+    return "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
+
+
+def unused_imports(code: str) -> list[str]:
+    """Names a notebook imports (at its top level) and never uses."""
+    tree = ast.parse(code)
+    imported: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                imported[(alias.asname or alias.name).split(".")[0]] = node.lineno
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    used |= {n.value.id for n in ast.walk(tree) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)}
+    return sorted(name for name in imported if name not in used)
+
+
+def test_unused_imports_finds_a_planted_one() -> None:
+    assert unused_imports("import os\nfrom a import b, c\nb.x()\n") == ["c", "os"]
+    assert unused_imports("from resnet_nb import plots\nplots.caption(df)\n") == []
+
+
+@pytest.mark.parametrize("notebook", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_import_only_what_they_use(notebook: Path) -> None:
+    assert unused_imports(notebook_code(notebook)) == []
