@@ -289,6 +289,18 @@ def test_loader_normalises(tiny_data) -> None:
     assert torch.allclose(x.double(), expected, atol=1e-4)
 
 
+def test_loader_normalises_each_channel_with_its_own_statistics() -> None:
+    """Channels with very different statistics: a swapped or shared mean/std cannot pass."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (6, 3, 4, 4), generator=g, dtype=torch.uint8)
+    mean, std = [0.1, 0.5, 0.9], [0.05, 0.2, 0.4]
+    loader = DeviceLoader(x, torch.arange(6), batch_size=4, mean=mean, std=std)
+    got = torch.cat([b for b, _ in loader]).double()
+    for c in range(3):
+        expected = (x[:, c].double() / 255 - mean[c]) / std[c]
+        assert torch.allclose(got[:, c], expected, atol=1e-5), f"channel {c}"
+
+
 def test_loader_augment_and_channels_last(tiny_data) -> None:
     plain = torch.cat([x for x, _ in _loader(tiny_data, shuffle=False)])
     aug = list(_loader(tiny_data, shuffle=False, augment=True, channels_last=True))
