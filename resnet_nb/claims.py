@@ -302,6 +302,75 @@ def chapter_findings(findings: Sequence[Finding], chapter: str) -> str:
     return "\n".join(lines)
 
 
+# --- does a verdict rest on mixing devices and precisions? ----------------------------------------
+
+# Record subsets for :func:`mixing_check`: each leaves out one kind of record that the means mix in.
+RECORD_SUBSETS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "bf16 records only": lambda df: df[df["precision"] == "bf16"] if len(df) else df,
+    "CPU records only": lambda df: df[df["device"] == "cpu"] if len(df) else df,
+}
+
+
+def mixing_check(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
+                 subsets: Mapping[str, Callable[[pd.DataFrame], pd.DataFrame]] = RECORD_SUBSETS) -> pd.DataFrame:
+    """Every finding's verdict on all records and on each subset of them (with n), and how they differ.
+
+    ``difference``: ``none``; ``flips`` (reproduced on one set, contradicted on another: the conclusion
+    depends on the mix); ``too few seeds in a subset`` (a subset loses the seeds a verdict needs, which
+    says nothing about the mix); or ``decided on one set only`` (both have enough seeds, one interval
+    decides and the other does not: at this n, which records are mixed in matters).
+    """
+    base = ledger(df, paper_df)
+    others = {name: ledger(pick(df), None if paper_df is None else pick(paper_df)) for name, pick in subsets.items()}
+    rows = []
+    for i, f in enumerate(base):
+        row = {"source": f.claim.source, "compared": f.scope, "all records": f"{f.verdict} (n = {f.n_text()})"}
+        changed = []
+        for name, findings in others.items():
+            g = findings[i]
+            assert g.scope == f.scope  # one ledger, one order
+            row[name] = f"{g.verdict} (n = {g.n_text()})"
+            if g.verdict != f.verdict:
+                changed.append(g)
+        verdicts = {f.verdict, *(g.verdict for g in changed)}
+        if not changed:
+            row["difference"] = "none"
+        elif {"reproduced", "contradicted"} <= verdicts:
+            row["difference"] = "flips"
+        elif all(g.verdict == "inconclusive" and _min_n(g) < stats.MIN_SEEDS for g in changed):
+            row["difference"] = "too few seeds in a subset"
+        else:
+            row["difference"] = "decided on one set only"
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["source", "compared", "all records", *subsets, "difference"])
+
+
+def _verb(n: int, one: str, many: str) -> str:
+    return one if n == 1 else many
+
+
+def _min_n(f: Finding) -> int:
+    return 0 if f.comparison is None else min(f.comparison.n)
+
+
+def mixing_summary(table: pd.DataFrame) -> str:
+    """One Markdown paragraph on :func:`mixing_check`'s table, generated from it."""
+    if table.empty:
+        return "No findings to check."
+    subsets = [c for c in table.columns if c not in ("source", "compared", "all records", "difference")]
+    kinds = table["difference"].value_counts()
+    flips, few, one = (int(kinds.get(k, 0)) for k in ("flips", "too few seeds in a subset", "decided on one set only"))
+    text = (f"Judged again on {' and on '.join(f'*{s}*' for s in subsets)}, **{flips} of {len(table)} verdicts "
+            f"{_verb(flips, 'flips', 'flip')}** between reproduced and contradicted; {few} "
+            f"{_verb(few, 'loses', 'lose')} the 3 seeds a verdict needs in a subset (which says nothing about the "
+            f"mix); {one} {_verb(one, 'is', 'are')} decided on one set of records and not on another although both "
+            "have 3 seeds or more.")
+    if flips == 0 and one == 0:
+        return text + " At this n, the mix of devices and precisions decides no verdict."
+    return text + (" For those, which records are mixed in matters at this n: the precision check "
+                   "(`precision10`) is what settles it.")
+
+
 # --- single-run questions: is one seed an outlier, does precision matter? -------------------------
 
 @dataclass(frozen=True)

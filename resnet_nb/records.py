@@ -193,13 +193,14 @@ def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa:
         base = {"grid": cfg["grid"], "run_id": rec["run_id"], "config_id": rec["run_id"].rsplit("_s", 1)[0],
                 "model": cfg["model"], "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
                 "stem": spec.stem, "recipe": cfg["recipe"], "seed": cfg["seed"],
+                "device": str(prov.get("device", "unknown")).split(":")[0],  # cpu / cuda / mps
                 "device_name": prov["device_name"], "precision": prov["precision"],
                 "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"],
                 "recipe_desc": describe_recipe(cfg["recipe_params"])}
         for row in rec["history"]:
             rows.append(base | {k: row[k] for k in HISTORY_KEYS})
     columns = ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem", "recipe", "seed",
-               "device_name", "precision", "dataset_variant", "wall_seconds", "recipe_desc", *HISTORY_KEYS]
+               "device", "device_name", "precision", "dataset_variant", "wall_seconds", "recipe_desc", *HISTORY_KEYS]
     return pd.DataFrame(rows, columns=columns)
 
 

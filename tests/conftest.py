@@ -152,7 +152,7 @@ def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
         "run_id": run.run_id,
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
         "history": history,
-        "provenance": {"device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
+        "provenance": {"device": "cpu", "device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
                        "wall_seconds": 1.5 * len(history)},
     }
 
@@ -179,7 +179,8 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
                 a = final * epoch / epochs
                 rows.append({"grid": "report", "run_id": run_id, "config_id": f"{model}_report", "model": model,
                              "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
-                             "recipe": "report", "seed": seed, "device_name": device, "precision": "bf16",
+                             "recipe": "report", "seed": seed, "device": "cuda" if "GPU" in device else "cpu",
+                             "device_name": device, "precision": "bf16",
                              "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
                              "recipe_desc": "Adam lr 0.001, batch 32, no augmentation",
                              "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
@@ -198,7 +199,7 @@ def make_paper_results(models: dict[str, int], epochs: int = 4) -> pd.DataFrame:
             for e in range(1, epochs + 1):
                 rows.append({"grid": "paper", "run_id": f"{model}_paper_s{seed}", "config_id": f"{model}_paper",
                              "model": model, "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
-                             "stem": spec.stem, "recipe": "paper", "seed": seed, "device_name": "synthetic",
+                             "stem": spec.stem, "recipe": "paper", "seed": seed, "device": "cuda", "device_name": "synthetic",
                              "precision": "fp32", "dataset_variant": "jpeg", "wall_seconds": 1.0,
                              "recipe_desc": "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip",
                              "epoch": e, "train_loss": 1.0, "train_acc": 0.5 + 0.1 * e + 0.01 * seed,

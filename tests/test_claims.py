@@ -155,3 +155,43 @@ def test_rank_sentence_and_run_table() -> None:
     table = claims.run_table(df, "plain20")
     assert list(table.index) == [0, 1] and list(table["test accuracy (%)"]) == [60.0, 62.0]
     assert list(table["device"]) == ["Test GPU", "Test GPU"]
+
+
+def test_mixing_check_tells_flips_from_lost_seeds() -> None:
+    df = grid_frame(seeds=6)
+    last = df["epoch"] == df["epoch"].max()
+    # plain-56 beats ResNet-56 by ~5 pt on seeds 0-2 and loses by ~5 pt on seeds 3-5 (same curves otherwise)
+    for seed, shift in ((0, 0.21), (1, 0.20), (2, 0.22), (3, 0.11), (4, 0.10), (5, 0.12)):
+        rows = (df["model"] == "plain56") & (df["seed"] == seed)
+        df.loc[rows & last, "test_acc"] = df.loc[(df["model"] == "resnet56-A") & (df["seed"] == seed) & last,
+                                                 "test_acc"].iloc[0] + shift - 0.16
+    halves = {"seeds 0-2": lambda d: d[d["seed"] < 3], "seeds 3-5": lambda d: d[d["seed"] >= 3]}
+    table = claims.mixing_check(df, subsets=halves).set_index("compared")
+    assert list(table.columns) == ["source", "all records", "seeds 0-2", "seeds 3-5", "difference"]
+    row = table.loc["depth 56: ResNet (A) − plain"]
+    assert row["seeds 0-2"] == "contradicted (n = 3)" and row["seeds 3-5"] == "reproduced (n = 3)"
+    assert row["difference"] == "flips" and row["all records"].endswith("(n = 6)")
+    assert table.loc["depth 20: ResNet (A) − plain", "difference"] == "none"
+    flipped = set(table.index[table["difference"] == "flips"])
+    assert "depth 56: ResNet (A) − plain" in flipped and "depth 20: ResNet (A) − plain" not in flipped
+    text = claims.mixing_summary(table.reset_index())
+    assert f"**{len(flipped)} of 23 verdicts flip**" in text and "matters at this n" in text
+
+    one_seed = claims.mixing_check(grid_frame(seeds=6), subsets={"seed 0": lambda d: d[d["seed"] == 0]})
+    decided = one_seed[one_seed["all records"].str.startswith(("reproduced", "contradicted"))]
+    assert len(decided) > 0 and set(decided["difference"]) == {"too few seeds in a subset"}
+    assert "**0 of 23 verdicts flip**" in claims.mixing_summary(one_seed)
+
+
+def test_mixing_check_default_subsets_use_precision_and_device() -> None:
+    df = grid_frame(seeds=5)
+    df.loc[df["seed"] == 0, "precision"] = "fp32"
+    df.loc[df["seed"].isin([0, 1]), "device"] = "cpu"
+    table = claims.mixing_check(df).set_index("compared")
+    row = table.loc["depth 20: ResNet (A) − plain"]
+    assert (row["all records"], row["bf16 records only"], row["CPU records only"]) == (
+        "reproduced (n = 5)", "reproduced (n = 4)", "inconclusive (n = 2)")
+    assert row["difference"] == "too few seeds in a subset"
+    same = claims.mixing_check(grid_frame(seeds=5))  # every record bf16 on one GPU: the CPU subset is empty
+    assert set(same["CPU records only"].str.endswith("(n = 0)")) == {True}
+    assert "decides no verdict" in claims.mixing_summary(same)  # nothing flips, nothing decided on one set only

@@ -136,7 +136,7 @@ def test_load_results(results_dir: Path) -> None:
     df = load_results("fake", results_dir)
     assert len(df) == 4 * 2  # one row per run and epoch
     assert list(df.columns) == ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem",
-                                "recipe", "seed", "device_name", "precision", "dataset_variant", "wall_seconds",
+                                "recipe", "seed", "device", "device_name", "precision", "dataset_variant", "wall_seconds",
                                 "recipe_desc", *HISTORY_KEYS]
     assert set(df["config_id"]) == {"resnet20-A_report_e2", "plain20_report_e2"}
     assert set(df["recipe_desc"]) == {"Adam lr 0.001, batch 32, no augmentation"}  # from the records' recipe_params
