@@ -100,3 +100,17 @@ def test_unused_imports_finds_a_planted_one() -> None:
 @pytest.mark.parametrize("notebook", sorted(BOOK.glob("*.ipynb")), ids=lambda p: p.name)
 def test_notebooks_import_only_what_they_use(notebook: Path) -> None:
     assert unused_imports(notebook_code(notebook)) == []
+
+
+def test_every_planted_bug_still_has_its_target() -> None:
+    """scripts/plant_bugs.py plants each bug by text: a pattern that no longer occurs exactly once would
+    silently plant nothing, so the list must follow the code."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("plant_bugs", PACKAGE.parent / "scripts" / "plant_bugs.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert len(module.MUTANTS) >= 20 and len({m[0] for m in module.MUTANTS}) == len(module.MUTANTS)
+    for name, path, old, new in module.MUTANTS:
+        assert old != new, name
+        assert (PACKAGE.parent / path).read_text().count(old) == 1, f"{name}: its pattern is not in {path} once"
