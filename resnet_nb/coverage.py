@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from .grids import grid_runs
+from .stats import MIN_SEEDS
 
 
 def expected_seeds(grid: str) -> dict[str, int]:
@@ -49,6 +50,19 @@ def missing_note(df: pd.DataFrame, models: Sequence[str], grid: str = "report") 
         have = ", ".join(f"{m} ({cov.loc[m, 'seeds found']} of {cov.loc[m, 'seeds in grid']} seeds)" for m in partial)
         parts.append(f"Incomplete: {have}; `python -m resnet_nb grid run {grid}` finishes them.")
     return " ".join(parts)
+
+
+def seeds_note(df: pd.DataFrame, grid: str = "report", needed: int = MIN_SEEDS) -> str:
+    """One Markdown sentence: how many configurations of ``grid`` have the ``needed`` seeds a verdict needs,
+    and which have fewer (with their count)."""
+    cov = coverage(df, list(expected_seeds(grid)), grid)
+    short = cov[cov["seeds found"] < needed]
+    text = f"**Seeds.** {len(cov) - len(short)} of {len(cov)} configurations of grid `{grid}` have the {needed} seeds a verdict needs"
+    if short.empty:
+        return text + "."
+    listed = ", ".join(f"{m} ({int(n)})" for m, n in short["seeds found"].items())
+    return (text + f"; these have fewer: {listed}. The ledger marks every finding that rests on them inconclusive "
+            "rather than reading a trend into single runs.")
 
 
 def provenance_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -178,6 +178,16 @@ def test_coverage_and_missing_note() -> None:
     assert coverage.provenance_table(df)["runs"].tolist() == [3]
 
 
+def test_seeds_note_counts_configurations_with_enough_seeds() -> None:
+    df = make_results({"resnet20-A": [0.8, 0.8, 0.8], "plain20": [0.5, 0.5]}, seeds=3)
+    note = coverage.seeds_note(df)
+    assert note.startswith("**Seeds.** 1 of 14 configurations of grid `report` have the 3 seeds a verdict needs; ")
+    assert "plain20 (2)" in note and "resnet56-A (0)" in note and "resnet20-A (" not in note
+    assert coverage.seeds_note(df, needed=2).startswith("**Seeds.** 2 of 14")
+    full = make_results({m: [0.5] * 3 for m in coverage.expected_seeds("report")}, seeds=3, epochs=1)
+    assert coverage.seeds_note(full) == "**Seeds.** 14 of 14 configurations of grid `report` have the 3 seeds a verdict needs."
+
+
 def test_grid_status_counts_runs_of_the_grid() -> None:
     df = make_results({"plain56": [0.5]}, seeds=1)
     assert coverage.grid_status(df, "precision10").startswith("Grid `precision10`: 0 of 12 runs have a record;")
