@@ -24,8 +24,8 @@ DEPTHS = (20, 32, 44, 56)
 
 def model_family(model: str) -> str:
     """``resnet-A``, ``resnet-B``, ``plain`` or ``torchvision`` for a model key."""
-    family = ModelSpec.from_key(model).family
-    return "torchvision" if family.startswith("tv-") else family
+    spec = ModelSpec.from_key(model)
+    return "torchvision" if spec.arch == "torchvision" else spec.family
 
 
 def show(out: w.Output, fig: go.Figure) -> None:
