@@ -89,7 +89,7 @@ def history_frame(result: FitResult, spec: ModelSpec, recipe: Recipe, data: Cifa
     config_id = f"{spec.key}_{recipe.name}_e{recipe.epochs}_n{recipe.train_size} (live)"
     base = {"grid": "live", "run_id": f"{config_id}_s{seed}", "config_id": config_id, "model": spec.key,
             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
-            "recipe": recipe.name, "seed": seed,
+            "recipe": recipe.name, "seed": seed, "device": torch.device(result.setup["device"]).type,
             "device_name": device_name(torch.device(result.setup["device"])), "precision": result.setup["precision"],
             "dataset_variant": data.variant, "wall_seconds": sum(r["seconds"] for r in result.history),
             "recipe_desc": describe_recipe(dataclasses.asdict(recipe))}
