@@ -30,7 +30,7 @@ MUTANTS = [
  ("eval-accuracy-constant", "resnet_nb/train.py", "    n = len(loader.y)\n    return loss_sum.item() / n, correct.item() / n\n", "    n = len(loader.y)\n    return loss_sum.item() / n, 0.5\n"),
  ("eval-mode", "resnet_nb/train.py", '    """Mean cross-entropy and accuracy over a loader, in eval mode."""\n    model.eval()', '    """Mean cross-entropy and accuracy over a loader, in eval mode."""\n    model.train()'),
  ("no-flip", "resnet_nb/data.py", "cols = torch.where(flips.view(b, 1), cols.flip(1), cols)", "cols = torch.where(flips.view(b, 1), cols, cols)"),
- ("pad-2", "resnet_nb/data.py", "flips: torch.Tensor, pad: int = 4)", "flips: torch.Tensor, pad: int = 2)"),
+ ("pad-2", "resnet_nb/data.py", "def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4)", "def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 2)"),
  ("norm-std-swap", "resnet_nb/data.py", "xb = (self.x[idx].float() - self.mean) / self.std", "xb = (self.x[idx].float() - self.mean) / self.std.flip(1)"),
  ("milestone-gt", "resnet_nb/train.py", "drops = sum(iteration >= frac * total_iterations", "drops = sum(iteration > frac * total_iterations"),
  ("lr-drop-0.2", "resnet_nb/train.py", "return self.lr * 0.1**drops", "return self.lr * 0.2**drops"),
