@@ -7,8 +7,10 @@ Every finding is a comparison over seeds (independent training runs). The rule, 
 * a claim of direction ("X beats Y"): **reproduced** when the 95 % interval of the difference
   lies on the claimed side of zero, **contradicted** when it lies on the other side, else
   **inconclusive** (two-sided 5 % level; the interval and the p-value say the same thing);
-* a claimed value ("about 28 %"): **reproduced** when the value lies inside our 95 % interval,
-  **contradicted** when it lies outside, so a precise estimate can contradict a round number;
+* a claimed value ("about 28 %"): **contradicted** when the value lies outside our 95 % interval
+  (so a precise estimate can contradict a round number); **reproduced** when it lies inside and the
+  interval also excludes zero (the effect is there, and of the claimed size); **inconclusive** when
+  the interval holds both the value and zero (a wide interval is consistent with anything);
 * a claim of similarity ("A and B are very similar"): **reproduced** when the whole 95 % interval
   of the difference lies within ± the stated margin, **contradicted** when the interval lies
   entirely outside it, else **inconclusive**.
@@ -160,12 +162,15 @@ def direction_verdict(cmp: Comparison, sign: int = 1, min_seeds: int = MIN_SEEDS
 
 
 def value_verdict(cmp: Comparison, claimed: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
-    """Verdict on "the figure is about ``claimed``": is the claimed value inside our interval?"""
+    """Verdict on "the figure is about ``claimed``" (a non-zero effect): is the claimed value inside our
+    interval, and is the effect there at all (zero outside the interval)?"""
     if (why := _too_few(cmp, min_seeds)) is not None:
         return "inconclusive", why
-    if cmp.lo <= claimed <= cmp.hi:
-        return "reproduced", f"{claimed:g} lies inside the 95 % interval"
-    return "contradicted", f"{claimed:g} lies outside the 95 % interval"
+    if not cmp.lo <= claimed <= cmp.hi:
+        return "contradicted", f"{claimed:g} lies outside the 95 % interval"
+    if cmp.lo <= 0 <= cmp.hi:
+        return "inconclusive", f"the 95 % interval holds {claimed:g} but also zero"
+    return "reproduced", f"{claimed:g} lies inside the 95 % interval, zero does not"
 
 
 def equivalence_verdict(cmp: Comparison, margin: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:

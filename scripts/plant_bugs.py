@@ -50,6 +50,7 @@ MUTANTS = [
  ("warmup-all-depths", "resnet_nb/train.py", 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=110', 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=20'),
  ("paper-wd-5e-4", "resnet_nb/train.py", 'momentum=0.9, weight_decay=1e-4, batch_size=128,', 'momentum=0.9, weight_decay=5e-4, batch_size=128,'),
  ("welch-dof-pooled", "resnet_nb/stats.py", "half = float(sps.t.ppf(0.5 + level / 2, dof)) * se", "half = float(sps.t.ppf(0.5 + level / 2, 1e9)) * se"),
+ ("value-verdict-ignores-zero", "resnet_nb/stats.py", '    if cmp.lo <= 0 <= cmp.hi:\n        return "inconclusive", f"the 95 % interval holds {claimed:g} but also zero"\n', ""),
  ("pred-interval-no-1", "resnet_nb/stats.py", "math.sqrt(1 + 1 / n)", "math.sqrt(1 / n)"),
 ]
 
