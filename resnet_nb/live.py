@@ -87,10 +87,11 @@ def book_data(budget: Budget | None = None, source: str | None = None) -> Cifar1
 def history_frame(result: FitResult, spec: ModelSpec, recipe: Recipe, data: Cifar10, seed: int = 0) -> pd.DataFrame:
     """A live run's history in the long format of ``load_results``, so the same figures apply."""
     config_id = f"{spec.key}_{recipe.name}_e{recipe.epochs}_n{recipe.train_size} (live)"
+    device = torch.device(result.setup["device"])
     base = {"grid": "live", "run_id": f"{config_id}_s{seed}", "config_id": config_id, "model": spec.key,
             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
-            "recipe": recipe.name, "seed": seed, "device": torch.device(result.setup["device"]).type,
-            "device_name": device_name(torch.device(result.setup["device"])), "precision": result.setup["precision"],
+            "recipe": recipe.name, "seed": seed, "device": device.type,
+            "device_name": device_name(device), "precision": result.setup["precision"],
             "dataset_variant": data.variant, "wall_seconds": sum(r["seconds"] for r in result.history),
             "recipe_desc": describe_recipe(dataclasses.asdict(recipe))}
     return pd.DataFrame([base | {k: row[k] for k in HISTORY_KEYS} for row in result.history])

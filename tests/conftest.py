@@ -165,6 +165,17 @@ def write_record(path: Path, record: dict) -> None:
 RESULT_COLUMNS = list(load_results(results="/nonexistent").columns)
 
 
+def _result_row(model: str, grid: str, recipe: str, seed: int, epoch: int, device: str, precision: str,
+                variant: str, wall_seconds: float, recipe_desc: str, **metrics: float) -> dict:
+    """One row of a ``load_results`` frame (one run, one epoch) for a model key."""
+    spec = ModelSpec.from_key(model)
+    return {"grid": grid, "run_id": f"{model}_{recipe}_s{seed}", "config_id": f"{model}_{recipe}", "model": model,
+            "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem, "recipe": recipe,
+            "seed": seed, "device": "cuda" if "GPU" in device or device == "synthetic" else "cpu",
+            "device_name": device, "precision": precision, "dataset_variant": variant, "wall_seconds": wall_seconds,
+            "recipe_desc": recipe_desc, "epoch": epoch, **metrics}
+
+
 def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epochs: int = 3,
                  device: str = "Test GPU", variant: str = "jpeg") -> pd.DataFrame:
     """A long results frame like ``load_results``: model -> final test accuracy per seed (curves rise to it)."""
@@ -172,19 +183,12 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
                   "plain56": [0.50, 0.52], "resnet20-B": [0.81, 0.81], "resnet56-B": [0.79, 0.79]}
     rows = []
     for model, finals in acc.items():
-        spec = ModelSpec.from_key(model)
         for seed, final in enumerate(finals[:seeds]):
-            run_id = f"{model}_report_s{seed}"
             for epoch in range(1, epochs + 1):
                 a = final * epoch / epochs
-                rows.append({"grid": "report", "run_id": run_id, "config_id": f"{model}_report", "model": model,
-                             "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut, "stem": spec.stem,
-                             "recipe": "report", "seed": seed, "device": "cuda" if "GPU" in device else "cpu",
-                             "device_name": device, "precision": "bf16",
-                             "dataset_variant": variant, "wall_seconds": 10.0 * epochs, "epoch": epoch,
-                             "recipe_desc": "Adam lr 0.001, batch 32, no augmentation",
-                             "train_loss": 2 * (1 - a), "train_acc": a, "test_loss": 2 * (1 - a) + 0.1,
-                             "test_acc": a, "seconds": 10.0})
+                rows.append(_result_row(model, "report", "report", seed, epoch, device, "bf16", variant, 10.0 * epochs,
+                                        "Adam lr 0.001, batch 32, no augmentation", train_loss=2 * (1 - a),
+                                        train_acc=a, test_loss=2 * (1 - a) + 0.1, test_acc=a, seconds=10.0))
     frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     assert set(HISTORY_KEYS) <= set(frame.columns)
     return frame
@@ -192,16 +196,8 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
 
 def make_paper_results(models: dict[str, int], epochs: int = 4) -> pd.DataFrame:
     """A long results frame of the paper grid: model -> number of seeds; errors fall with epochs."""
-    rows = []
-    for model, seeds in models.items():
-        spec = ModelSpec.from_key(model)
-        for seed in range(seeds):
-            for e in range(1, epochs + 1):
-                rows.append({"grid": "paper", "run_id": f"{model}_paper_s{seed}", "config_id": f"{model}_paper",
-                             "model": model, "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
-                             "stem": spec.stem, "recipe": "paper", "seed": seed, "device": "cuda", "device_name": "synthetic",
-                             "precision": "fp32", "dataset_variant": "jpeg", "wall_seconds": 1.0,
-                             "recipe_desc": "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip",
-                             "epoch": e, "train_loss": 1.0, "train_acc": 0.5 + 0.1 * e + 0.01 * seed,
-                             "test_loss": 1.0, "test_acc": 0.5 + 0.08 * e, "seconds": 1.0})
+    rows = [_result_row(model, "paper", "paper", seed, e, "synthetic", "fp32", "jpeg", 1.0,
+                        "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip", train_loss=1.0,
+                        train_acc=0.5 + 0.1 * e + 0.01 * seed, test_loss=1.0, test_acc=0.5 + 0.08 * e, seconds=1.0)
+            for model, seeds in models.items() for seed in range(seeds) for e in range(1, epochs + 1)]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
