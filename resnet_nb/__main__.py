@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
-from .estimate import estimate_seconds, estimate_text, probe_seconds_left
+from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_precision
 from .files import LockedError, check_writable, describe, lock_holder
 from .grids import GRIDS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
 from .models import ModelSpec, model_table
@@ -279,7 +279,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
-        dev_name = device_name(resolve_device(args.device))
+        dev = resolve_device(args.device)
+        dev_name = device_name(dev)
         total = 0.0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
               "from other models' records on this device; ≈ = from a step-time probe, no record here yet)")
@@ -287,10 +288,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
         for r, state in states.items():
             if state != "done" and lock_holder(record_path(r, args.results)) is not None:
                 state = "running"
-            est = None if state in ("done", "invalid") else estimate_seconds(r, dev_name, args.results,
-                                                                            args.checkpoints)
+            est = None if state in ("done", "invalid") else estimate_seconds(
+                r, dev_name, args.results, args.checkpoints, run_precision(r, dev))
             if est is None and state not in ("done", "invalid"):  # nothing ran here yet: time a few steps
-                est = (probe_seconds_left(r, resolve_device(args.device), args.checkpoints), "probe")
+                est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0
             # "~": scaled from other models' speed on this device; "≈": from a step-time probe
             mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")

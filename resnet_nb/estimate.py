@@ -31,13 +31,17 @@ EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training
 
 
 def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
-                     checkpoints: Path | None = None) -> tuple[float, bool] | None:
+                     checkpoints: Path | None = None, precision: str | None = None) -> tuple[float, bool] | None:
     """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other models.
 
     Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
     config on that device. Else, scaled: the median multiply-accumulate throughput (train images x
     MACs per image / epoch seconds) of any finished record on the same device, whatever the thread
     count, applied to this model's MACs. None when nothing has run on the device yet.
+
+    ``precision`` (the run's resolved precision, ``fp32``/``bf16``), when given, admits only records
+    made in it: on a CPU fp32 trains about 1.5x slower than bf16, so a bf16 record would promise an
+    fp32 run too early. None then means no record in that precision (the caller probes instead).
     """
     recipe = run.recipe_obj()
     train_images = recipe.train_size or 50_000
@@ -46,16 +50,20 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     done = read_checkpoint_history(ckpt) if ckpt.exists() else []
     per_epoch = [r["seconds"] for r in done]
     params = json.loads(json.dumps(dataclasses.asdict(recipe)))  # as stored: tuples become lists
+    def same_precision(rec: dict) -> bool:
+        return precision is None or rec["provenance"].get("precision") == precision
+
     for rec in iter_records(Path(results) / run.grid):
         if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
-                and rec["provenance"]["device_name"] == device_name:
+                and rec["provenance"]["device_name"] == device_name and same_precision(rec):
             per_epoch += [r["seconds"] for r in rec["history"]]
     epochs_left = max(0, epochs - len(done))
     if per_epoch:
         return epochs_left * statistics.fmean(per_epoch), False
     rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
              / statistics.fmean(r["seconds"] for r in rec["history"])
-             for rec in iter_records(results) if _same_device(rec["provenance"]["device_name"], device_name)]
+             for rec in iter_records(results)
+             if _same_device(rec["provenance"]["device_name"], device_name) and same_precision(rec)]
     if not rates:
         return None
     return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
@@ -104,6 +112,11 @@ def step_seconds(model_key: str, recipe: str, device: str, precision: str = "aut
     return (time.perf_counter() - t0) / steps
 
 
+def run_precision(run: RunConfig, device: torch.device) -> str:
+    """The precision ``run`` will train in on ``device`` (its own, else the device's default)."""
+    return resolve_precision(run.precision or "auto", device)  # type: ignore[arg-type]
+
+
 def probe_seconds_left(run: RunConfig, device: torch.device, checkpoints: Path | None = None) -> float:
     """Seconds left for ``run`` from a step-time probe: steps still to do x seconds per step x eval overhead."""
     recipe = run.recipe_obj()
@@ -122,7 +135,7 @@ def estimate_text(runs: Sequence[RunConfig], device: torch.device, results: Path
     name = device_name(device)
     total, probed = 0.0, 0
     for run in runs:
-        est = estimate_seconds(run, name, results, checkpoints)
+        est = estimate_seconds(run, name, results, checkpoints, run_precision(run, device))
         if est is None:
             total += probe_seconds_left(run, device, checkpoints)
             probed += 1

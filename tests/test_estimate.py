@@ -74,3 +74,32 @@ def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: 
     seconds, scaled = estimate_seconds(run, "anything", tmp_path, tmp_path / "ck")
     first = read_checkpoint_history(checkpoint_path(run, tmp_path / "ck"))[0]["seconds"]
     assert not scaled and seconds == pytest.approx(2 * first)
+
+
+def test_estimate_uses_only_records_of_the_runs_precision(tmp_path: Path) -> None:
+    """On a CPU fp32 trains about 1.5x slower than bf16: an fp32 run is timed from fp32 records only."""
+    bf16, fp32 = (RunConfig("precision10", "resnet20-A", "report", 0, precision=p) for p in ("bf16", "fp32"))
+    for run, seconds in ((bf16, 20.0), (fp32, 30.0)):
+        record = _timed_record(run, seconds, "cpu X (2 threads)")
+        record["provenance"]["precision"] = run.precision
+        write_record(record_path(run, tmp_path), record)
+    report = RunConfig("report", "resnet20-A", "report", 1)  # another grid: scaled from the records above
+    cpu = "cpu X (2 threads)"
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "fp32") == (pytest.approx(300.0), True)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "bf16") == (pytest.approx(200.0), True)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "fp16") is None  # no record in fp16: probe
+    # no precision given: both records, at their median throughput (of 1/20 and 1/30 epochs per second)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck")[0] == pytest.approx(10 / ((1 / 20 + 1 / 30) / 2))
+    again = RunConfig("precision10", "resnet20-A", "report", 1, precision="fp32")  # same config: exact match
+    assert estimate_seconds(again, cpu, tmp_path, tmp_path / "ck", "fp32") == (300.0, False)
+
+
+def test_run_precision_is_the_runs_own_else_the_devices_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resnet_nb import train
+
+    cpu, default = torch.device("cpu"), RunConfig("p", "resnet20-A", "report", 0)
+    for has_bf16, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(train, "cpu_has_bf16", lambda: has_bf16)
+        assert estimate.run_precision(default, cpu) == expected
+        assert estimate.run_precision(RunConfig("p", "resnet20-A", "report", 0, precision="fp32"), cpu) == "fp32"
+    assert estimate.run_precision(default, torch.device("cuda")) == "fp32"
