@@ -416,16 +416,105 @@ def seed_check(df: pd.DataFrame, model: str, seed: int, metric: str = "test_acc"
 
 
 def precision_effect(df: pd.DataFrame, model: str, metric: str = "test_acc") -> Comparison | None:
-    """fp32 − bf16 at the last epoch, paired by seed, from a precision grid's records of ``model``."""
+    """fp32 − bf16 at the last epoch, paired by seed, from a precision grid's records of ``model``.
+
+    A seed pairs only when both its runs were made on the same device, so that the difference is the
+    precision's alone (a grid can be finished on another machine than the one that started it).
+    """
     sub = df[df["model"] == model] if len(df) else df
     if sub.empty:
         return None
-    fp32, bf16 = (final_values(sub[sub["precision"] == p], model, metric) for p in ("fp32", "bf16"))
-    seeds = fp32.index.intersection(bf16.index)
-    if len(seeds) == 0:
+    last = sub[sub["epoch"] == sub.groupby("run_id")["epoch"].transform("max")]
+    fp32, bf16 = (last[last["precision"] == p].set_index("seed") for p in ("fp32", "bf16"))
+    seeds = [s for s in fp32.index.intersection(bf16.index).sort_values()
+             if fp32.at[s, "device_name"] == bf16.at[s, "device_name"]]
+    if not seeds:
         return None
     s = _scale(metric)
-    return stats.paired_t(list(fp32[seeds] * s), list(bf16[seeds] * s))
+    return stats.paired_t([float(fp32.at[k, metric]) * s for k in seeds], [float(bf16.at[k, metric]) * s for k in seeds])
+
+
+def precision_sentence(df: pd.DataFrame, model: str, what: str, metric: str = "test_acc") -> str:
+    """One Markdown sentence: fp32 − bf16 of ``model`` in a precision grid's records (``what`` names the grid)."""
+    effect = precision_effect(df, model, metric)
+    name = claims_metric_name(metric).removesuffix(" (%)")
+    if effect is None:
+        return f"{what}, {model}: no seed has both precisions on one device yet."
+    unit = " points" if metric.endswith("_acc") else ""
+    text = f"{what}, {model}: fp32 − bf16 {name} {effect.estimate:+.2f}{unit}"
+    if effect.n[0] < 2:
+        return text + " on one seed pair (one run per precision: no interval, no test)."
+    return (text + f", 95 % interval [{effect.lo:+.2f}, {effect.hi:+.2f}] over {effect.n[0]} seed pairs on the same "
+            f"device (paired t, p = {effect.p_value:.2g}).")
+
+
+@dataclass(frozen=True)
+class SeedSettings:
+    """One seed of one model trained in several settings (device, precision).
+
+    Every setting starts from the same weights and sees the same batches in the same order: both are
+    drawn on the CPU from the seed (``train.fit``, ``data.Loader``). Only the arithmetic differs, so
+    the spread across settings is what arithmetic alone does to a run.
+    """
+
+    model: str
+    seed: int
+    metric: str
+    runs: pd.DataFrame  # one row per record of that seed: grid, device, precision, value, where it falls
+    others: tuple[float, ...]  # the other seeds of the report grid, in points for accuracies
+    lo: float  # their 95 % prediction interval for one more run
+    hi: float
+
+    def text(self) -> str:
+        what, seed = claims_metric_name(self.metric), self.seed
+        if len(self.runs) < 2:
+            return (f"{self.model} seed {seed} has been trained in one setting so far; "
+                    f"`python -m resnet_nb grid run precision10 --only '{self.model}_report_*_s{seed}'` trains it "
+                    "in fp32 and in bf16 on this machine.")
+        values = self.runs[what]
+        parts = "; ".join(f"{r.device} {r.precision}: {r[what]:.2f}" for _, r in self.runs.iterrows())
+        text = (f"{self.model} seed {seed} in {len(self.runs)} settings (one run each), {what}: {parts}. "
+                f"Same weights, same batches: the arithmetic alone moves it by {values.max() - values.min():.2f} "
+                "points")
+        if math.isnan(self.lo):
+            return text + f", and {len(self.others)} other seed(s) are too few to compare with (2 or more needed)."
+        text += (f", where the {len(self.others)} other seeds span {max(self.others) - min(self.others):.2f} "
+                 f"(a further seed is expected in [{self.lo:.2f}, {self.hi:.2f}], 95 % prediction interval). ")
+        outside = self.runs[self.runs["where"] == "outside"]
+        if len(outside) == len(self.runs):
+            return text + (f"Every setting of seed {seed} falls outside it: the unusual value follows the seed (its "
+                           "initial weights and batch order), not the device or the precision.")
+        if outside.empty:
+            return text + f"Every setting of seed {seed} falls inside it: seed {seed} is not unusual in any of them."
+        out = ", ".join(f"{r.device} {r.precision}" for _, r in outside.iterrows())
+        return text + (f"Only {out} falls outside it: with the seed held fixed, the arithmetic decides. One run per "
+                       "setting cannot say whether that setting is worse on average or whether, in a net this "
+                       "unstable, a small difference in arithmetic grows into a different run; more seeds in each "
+                       "setting (`grid precision10`) can.")
+
+
+def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric: str = "test_acc",
+                  reference: str = "report") -> SeedSettings | None:
+    """Every record of ``model``'s ``seed`` in ``frames`` (e.g. the report and precision10 grids), each
+    placed against the 95 % prediction interval of the ``reference`` grid's other seeds. None: no record."""
+    rows = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else pd.DataFrame()
+    if rows.empty:
+        return None
+    rows = rows[(rows["model"] == model)]
+    last = rows[rows["epoch"] == rows.groupby(["grid", "run_id"])["epoch"].transform("max")]
+    mine = last[last["seed"] == seed]
+    if mine.empty:
+        return None
+    scale, what = _scale(metric), claims_metric_name(metric)
+    ref = last[(last["grid"] == reference) & (last["seed"] != seed)]
+    others = tuple(float(v) * scale for v in ref.sort_values("seed")[metric])
+    lo, hi = stats.prediction_interval(others)
+    values = mine[metric].astype(float) * scale
+    where = ["?" if math.isnan(lo) else "inside" if lo <= v <= hi else "outside" for v in values]
+    table = pd.DataFrame({"grid": mine["grid"].to_numpy(), "device": mine["device_name"].to_numpy(),
+                          "precision": mine["precision"].to_numpy(), what: values.round(2).to_numpy(),
+                          "where": where})
+    return SeedSettings(model, seed, metric, table, others, lo, hi)
 
 
 def ledger_markdown(findings: Sequence[Finding]) -> str:

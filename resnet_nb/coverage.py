@@ -96,4 +96,5 @@ def grid_status(df: pd.DataFrame, grid: str) -> str:
     if done == len(runs):
         return f"Grid `{grid}`: all {len(runs)} runs have a record."
     return (f"Grid `{grid}`: {done} of {len(runs)} runs have a record; `python -m resnet_nb grid run {grid}` "
-            "makes the rest (a GPU is the place for it: `scripts/gpu_session.sh`).")
+            f"makes the rest (`python -m resnet_nb grid list {grid}` estimates how long on your machine; on a GPU, "
+            "`scripts/gpu_session.sh`).")

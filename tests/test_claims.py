@@ -135,6 +135,72 @@ def test_precision_effect_pairs_fp32_with_bf16_by_seed() -> None:
     cmp = claims.precision_effect(df, "resnet20-A")
     assert cmp.estimate == pytest.approx(-1.0) and cmp.n == (3,) and cmp.test == "paired t"
     assert claims.precision_effect(df, "plain56") is None
+    # a seed whose two runs ran on different devices does not pair: its difference is not the precision's alone
+    df.loc[(df["precision"] == "fp32") & (df["seed"] == 2), "device_name"] = "Other GPU"
+    cmp = claims.precision_effect(df, "resnet20-A")
+    assert cmp.n == (2,) and cmp.estimate == pytest.approx(-0.5)  # seeds 0, 1: -1 and 0 points
+    df["device_name"] = np.where(df["precision"] == "fp32", "CPU", "GPU")
+    assert claims.precision_effect(df, "resnet20-A") is None
+    assert claims.precision_sentence(df, "resnet20-A", "Grid `p`") \
+        == "Grid `p`, resnet20-A: no seed has both precisions on one device yet."
+
+
+def test_precision_sentence_says_its_n_and_gives_no_interval_for_one_pair() -> None:
+    fp32 = make_results({"plain56": [0.50, 0.56, 0.55]}, seeds=3, epochs=1)
+    bf16 = make_results({"plain56": [0.58, 0.57, 0.59]}, seeds=3, epochs=1)
+    fp32["precision"] = "fp32"
+    df = pd.concat([fp32, bf16], ignore_index=True)
+    text = claims.precision_sentence(df, "plain56", "10 epochs")
+    cmp = claims.precision_effect(df, "plain56")
+    assert text == (f"10 epochs, plain56: fp32 − bf16 test accuracy -4.33 points, 95 % interval [{cmp.lo:+.2f}, "
+                    f"{cmp.hi:+.2f}] over 3 seed pairs on the same device (paired t, p = {cmp.p_value:.2g}).")
+    one = claims.precision_sentence(df[df["seed"] == 0], "plain56", "10 epochs", metric="test_loss")
+    assert one.startswith("10 epochs, plain56: fp32 − bf16 test loss +") and "one seed pair" in one
+    assert "points" not in one  # a loss difference has no points
+
+
+def _seed_frames(seed0: dict[tuple[str, str], float], others: list[float]) -> list[pd.DataFrame]:
+    """The report grid (seed 0 on a GPU in fp32, the other seeds on a CPU in bf16) and a precision10 grid
+    holding seed 0 in the given (device, precision) settings; final test accuracies as fractions."""
+    report = make_results({"plain56": [0.0] + others}, seeds=1 + len(others), epochs=2, device="CPU")
+    gpu = report["seed"] == 0
+    report.loc[gpu, ["device_name", "precision"]] = ["GPU", "fp32"]
+    report.loc[gpu & (report["epoch"] == 2), "test_acc"] = 0.48
+    p10 = []
+    for (device, precision), acc in seed0.items():
+        one = make_results({"plain56": [acc]}, seeds=1, epochs=2, device=device)
+        one["grid"], one["precision"] = "precision10", precision
+        one["run_id"] = f"plain56_report_{precision}_s0"
+        p10.append(one)
+    return [report, pd.concat(p10, ignore_index=True) if p10 else report.iloc[0:0]]
+
+
+def test_seed_settings_holds_the_seed_fixed_across_devices_and_precisions() -> None:
+    others = [0.58, 0.59, 0.57]
+    frames = _seed_frames({("CPU", "bf16"): 0.585, ("CPU", "fp32"): 0.575}, others)
+    got = claims.seed_settings(frames, "plain56", 0)
+    half = 4.3026527 * float(np.std([58.0, 59.0, 57.0], ddof=1)) * math.sqrt(1 + 1 / 3)  # t_{2, 0.975}
+    assert (got.lo, got.hi) == (pytest.approx(58.0 - half), pytest.approx(58.0 + half))
+    assert got.others == pytest.approx((58.0, 59.0, 57.0))
+    table = got.runs.set_index(["device", "precision"])
+    assert table.loc[("GPU", "fp32"), "test accuracy (%)"] == pytest.approx(48.0)
+    assert table.loc[("CPU", "bf16"), "test accuracy (%)"] == pytest.approx(58.5)
+    assert list(table["where"]) == ["outside", "inside", "inside"]
+    assert list(got.runs["grid"]) == ["report", "precision10", "precision10"]
+    text = got.text()
+    assert "in 3 settings" in text and "moves it by 10.50 points" in text and "span 2.00" in text
+    assert "Only GPU fp32 falls outside it" in text and "cannot say" in text
+
+    every = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.47}, others), "plain56", 0)
+    assert list(every.runs["where"]) == ["outside", "outside"]
+    assert "Every setting of seed 0 falls outside it: the unusual value follows the seed" in every.text()
+    inside = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.58}, others), "plain56", 1)
+    assert len(inside.runs) == 1 and "one setting so far" in inside.text() and "--only 'plain56_report_*_s1'" \
+        in inside.text()
+    few = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.58}, [0.58]), "plain56", 0)
+    assert list(few.runs["where"]) == ["?", "?"] and "too few to compare with" in few.text()
+    assert claims.seed_settings(frames, "plain56", 7) is None
+    assert claims.seed_settings(frames, "resnet20-A", 0) is None
 
 
 def test_ledger_markdown_quotes_each_claim_once_and_counts_verdicts() -> None:
