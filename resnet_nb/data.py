@@ -94,7 +94,7 @@ def load_cifar10(source: str | os.PathLike[str] | None = None, *, cache: Path | 
     """Load CIFAR-10 from the cache, building the cache from the source when needed."""
     resolved = resolve_source(source)
     root = Path(cache) if cache is not None else cache_dir()
-    stem = "cifar10-torchvision" if resolved == "torchvision" else f"cifar10-{_path_key(resolved)}"
+    stem = "cifar10-torchvision" if resolved == "torchvision" else f"cifar10-{_source_key(resolved)}"
     data_file, meta_file = root / f"{stem}.npz", root / f"{stem}.json"
     cached = _read_cache(data_file, meta_file)
     if cached is not None:
@@ -104,17 +104,43 @@ def load_cifar10(source: str | os.PathLike[str] | None = None, *, cache: Path | 
     else:
         arrays, variant = _from_image_files(Path(resolved), progress)
         source_desc = f"{Path(resolved).name} ({'zip' if Path(resolved).is_file() else 'folder'})"
-    _write_cache(arrays, data_file, meta_file, source_desc, variant)
+    _write_cache(arrays, data_file, meta_file, source_desc, variant, None if resolved == "torchvision" else resolved)
     result = _read_cache(data_file, meta_file)
     if result is None:  # pragma: no cover - only if the disk fails under us
         raise DataError(f"the cache just written to {data_file} does not verify; check the disk")
+    if resolved != "torchvision":
+        _prune_stale_caches(root, resolved, keep=stem)
     return result
 
 
-def _path_key(path: str) -> str:
-    """Cache key of a local source: its path, size and mtime (hashing 60k files each time is slow)."""
-    st = Path(path).stat()
+def _source_key(path: str) -> str:
+    """Cache key of a local source.
+
+    A zip: its content (sha256, a fraction of a second for CIFAR-10's 64 MB), so that the same file,
+    copied, re-mounted or touched (a new mtime), finds its cache instead of decoding 60,000 images
+    again into one more 185 MB cache. A folder: its path, size and mtime (hashing 60k files on every
+    load would be slow).
+    """
+    p = Path(path)
+    if p.is_file():
+        return "zip-" + _file_sha256(p)[:16]
+    st = p.stat()
     return hashlib.sha256(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def _prune_stale_caches(root: Path, source_path: str, keep: str) -> None:
+    """Remove the caches built earlier from the same source path under another key (the zip was
+    replaced, the folder changed): nothing can load them any more, and each is 185 MB."""
+    for meta_file in root.glob("cifar10-*.json"):
+        if meta_file.stem == keep:
+            continue
+        try:
+            if json.loads(meta_file.read_text()).get("source_path") != source_path:
+                continue
+        except (OSError, ValueError):
+            continue  # not ours to judge: _read_cache warns about damaged caches when they are used
+        for stale in (meta_file, meta_file.with_suffix(".npz")):
+            stale.unlink(missing_ok=True)
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -133,11 +159,12 @@ def _file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _write_cache(arrays: dict[str, np.ndarray], data_file: Path, meta_file: Path, source: str, variant: str) -> None:
+def _write_cache(arrays: dict[str, np.ndarray], data_file: Path, meta_file: Path, source: str, variant: str,
+                 source_path: str | None = None) -> None:
     data_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(data_file, lambda f: np.savez(f, **arrays))  # unique temp name: concurrent builds never collide
     meta = {"format": CACHE_FORMAT, "source": source, "variant": variant, "checksum": _checksum(arrays),
-            "file_sha256": _file_sha256(data_file)}
+            "file_sha256": _file_sha256(data_file), "source_path": source_path}
     atomic_write_text(meta_file, json.dumps(meta, indent=1))  # written last: no meta = incomplete cache
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -90,6 +92,40 @@ def test_cache_is_reused(tiny_zip: Path, monkeypatch: pytest.MonkeyPatch, _isola
         warnings.simplefilter("error")  # a valid cache loads without a warning
         second = load_cifar10(tiny_zip, progress=False)
     _same(first, second)
+
+
+def test_a_zip_finds_its_cache_after_a_new_mtime_or_copy(tiny_zip: Path, tmp_path: Path, _isolated_env: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache of a zip is keyed by its content: a re-mounted, touched or copied file does not decode
+    60,000 images again into one more cache (the shared copy gets a new mtime in every session)."""
+    first = load_cifar10(tiny_zip, progress=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("decoded again although the zip's content did not change")
+
+    monkeypatch.setattr(data_mod, "_from_image_files", boom)
+    copy = tmp_path / "elsewhere.zip"
+    shutil.copyfile(tiny_zip, copy)
+    os.utime(copy, (1_000_000_000, 1_000_000_000))
+    _same(first, load_cifar10(copy, progress=False))
+    assert len(list(_isolated_env.glob("cifar10-*.npz"))) == 1
+
+
+def test_a_replaced_zip_leaves_no_stale_cache(tiny_image_root: dict[str, Path], tmp_path: Path,
+                                             _isolated_env: Path) -> None:
+    """A new file at the same path gets a new cache, and the old one (185 MB for CIFAR-10) is removed."""
+    path = _zip_of(tiny_image_root["folder"], tmp_path / "c.zip")
+    other = _zip_of(tiny_image_root["folder"], tmp_path / "other.zip")  # same content, another path: kept
+    first = load_cifar10(path, progress=False)
+    (old,) = _isolated_env.glob("cifar10-*.npz")
+    _zip_of(tiny_image_root["folder"], path, extra={"cifar10-tiny/README.txt": b"a new member"})
+    second = load_cifar10(path, progress=False)
+    (new,) = _isolated_env.glob("cifar10-*.npz")
+    assert new != old and not old.with_suffix(".json").exists()
+    assert json.loads(new.with_suffix(".json").read_text())["source_path"] == str(path.resolve())
+    _same(first, second)  # the extra member is not an image: same pixels
+    load_cifar10(other, progress=False)  # the old content again, from another path: its own cache
+    assert len(list(_isolated_env.glob("cifar10-*.npz"))) == 2
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
