@@ -52,6 +52,9 @@ MUTANTS = [
  ("welch-dof-pooled", "resnet_nb/stats.py", "half = float(sps.t.ppf(0.5 + level / 2, dof)) * se", "half = float(sps.t.ppf(0.5 + level / 2, 1e9)) * se"),
  ("value-verdict-ignores-zero", "resnet_nb/stats.py", '    if cmp.lo <= 0 <= cmp.hi:\n        return "inconclusive", f"the 95 % interval holds {claimed:g} but also zero"\n', ""),
  ("pred-interval-no-1", "resnet_nb/stats.py", "math.sqrt(1 + 1 / n)", "math.sqrt(1 / n)"),
+ ("precision-pairs-across-devices", "resnet_nb/claims.py", 'if fp32.at[s, "device_name"] == bf16.at[s, "device_name"]]', 'if True]'),
+ ("seed-settings-vs-all-seeds", "resnet_nb/claims.py", 'ref = last[(last["grid"] == reference) & (last["seed"] != seed)]', 'ref = last[last["grid"] == reference]'),
+ ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 
 
