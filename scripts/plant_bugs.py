@@ -54,6 +54,8 @@ MUTANTS = [
  ("pred-interval-no-1", "resnet_nb/stats.py", "math.sqrt(1 + 1 / n)", "math.sqrt(1 / n)"),
  ("precision-pairs-across-devices", "resnet_nb/claims.py", 'if fp32.at[s, "device_name"] == bf16.at[s, "device_name"]]', 'if True]'),
  ("seed-settings-vs-all-seeds", "resnet_nb/claims.py", 'ref = last[(last["grid"] == reference) & (last["seed"] != seed)]', 'ref = last[last["grid"] == reference]'),
+ ("derived-bootstrap-only", "resnet_nb/stats.py", "min(boot.lo, delta.lo), max(boot.hi, delta.hi)", "boot.lo, boot.hi"),
+ ("delta-dof-pooled", "resnet_nb/stats.py", "    dof = var**2 / sum(c**2 / d for c, d in parts)\n", "    dof = sum(d for _, d in parts)\n"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 
