@@ -416,37 +416,74 @@ def seed_check(df: pd.DataFrame, model: str, seed: int, metric: str = "test_acc"
     return SeedCheck(model, seed, metric, value, others, lo, hi, "inside" if lo <= value <= hi else "outside")
 
 
-def precision_effect(df: pd.DataFrame, model: str, metric: str = "test_acc") -> Comparison | None:
-    """fp32 − bf16 at the last epoch, paired by seed, from a precision grid's records of ``model``.
+Frames = pd.DataFrame | Sequence[pd.DataFrame]
 
-    A seed pairs only when both its runs were made on the same device, so that the difference is the
-    precision's alone (a grid can be finished on another machine than the one that started it).
+
+def _combined(frames: Frames) -> pd.DataFrame:
+    """One long frame from one or several ``load_results`` frames (empty ones skipped)."""
+    if isinstance(frames, pd.DataFrame):
+        return frames
+    full = [f for f in frames if len(f)]
+    return pd.concat(full, ignore_index=True) if full else pd.DataFrame(columns=["model", "grid", "run_id", "epoch"])
+
+
+def precision_pairs(frames: Frames, model: str, metric: str = "test_acc") -> pd.DataFrame:
+    """fp32 and bf16 runs of ``model`` that pair: same seed, same device, same recipe and epochs.
+
+    Same seed: same initial weights and batches; same device: the difference is the precision's
+    alone. The runs may come from different grids: on a CPU whose report records are bf16, a
+    ``precision10`` fp32 run pairs with the report's bf16 run of its seed, which is the same run as
+    the grid's own bf16 one would be. One pair per seed, preferring runs of a precision grid
+    (``precision*``), then the first device by name. Columns: seed, device, the two grids, the two
+    values (points for accuracies).
     """
+    df = _combined(frames)
+    columns = ["seed", "device", "grid fp32", "grid bf16", "fp32", "bf16"]
     sub = df[df["model"] == model] if len(df) else df
     if sub.empty:
-        return None
-    last = sub[sub["epoch"] == sub.groupby("run_id")["epoch"].transform("max")]
-    fp32, bf16 = (last[last["precision"] == p].set_index("seed") for p in ("fp32", "bf16"))
-    seeds = [s for s in fp32.index.intersection(bf16.index).sort_values()
-             if fp32.at[s, "device_name"] == bf16.at[s, "device_name"]]
-    if not seeds:
-        return None
-    s = _scale(metric)
-    return stats.paired_t([float(fp32.at[k, metric]) * s for k in seeds], [float(bf16.at[k, metric]) * s for k in seeds])
+        return pd.DataFrame(columns=columns)
+    last = sub[sub["epoch"] == sub.groupby(["grid", "run_id"])["epoch"].transform("max")]
+    keys = ["seed", "device_name", "recipe", "epoch"]
+    fp32, bf16 = (last[last["precision"] == p][keys + ["grid", metric]] for p in ("fp32", "bf16"))
+    pairs = fp32.merge(bf16, on=keys, suffixes=(" fp32", " bf16"))
+    if pairs.empty:
+        return pd.DataFrame(columns=columns)
+    designed = pairs["grid fp32"].str.startswith("precision") & pairs["grid bf16"].str.startswith("precision")
+    pairs = (pairs.assign(_designed=~designed).sort_values(["seed", "_designed", "device_name"])
+             .drop_duplicates("seed"))
+    scale = _scale(metric)
+    return pd.DataFrame({"seed": pairs["seed"].astype(int), "device": pairs["device_name"],
+                         "grid fp32": pairs["grid fp32"], "grid bf16": pairs["grid bf16"],
+                         "fp32": pairs[f"{metric} fp32"].astype(float) * scale,
+                         "bf16": pairs[f"{metric} bf16"].astype(float) * scale}).reset_index(drop=True)
 
 
-def precision_sentence(df: pd.DataFrame, model: str, what: str, metric: str = "test_acc") -> str:
-    """One Markdown sentence: fp32 − bf16 of ``model`` in a precision grid's records (``what`` names the grid)."""
-    effect = precision_effect(df, model, metric)
+def precision_effect(frames: Frames, model: str, metric: str = "test_acc") -> Comparison | None:
+    """fp32 − bf16 at the last epoch over the seeds that pair (:func:`precision_pairs`); paired t."""
+    pairs = precision_pairs(frames, model, metric)
+    if pairs.empty:
+        return None
+    return stats.paired_t(list(pairs["fp32"]), list(pairs["bf16"]))
+
+
+def precision_sentence(frames: Frames, model: str, what: str, metric: str = "test_acc") -> str:
+    """One Markdown sentence: fp32 − bf16 of ``model`` over its seed pairs (``what`` names the records)."""
+    pairs = precision_pairs(frames, model, metric)
     name = claims_metric_name(metric).removesuffix(" (%)")
-    if effect is None:
+    if pairs.empty:
         return f"{what}, {model}: no seed has both precisions on one device yet."
+    effect = stats.paired_t(list(pairs["fp32"]), list(pairs["bf16"]))
     unit = " points" if metric.endswith("_acc") else ""
+    seeds = ", ".join(str(k) for k in pairs["seed"])
+    devices = ", ".join(sorted(set(pairs["device"])))
+    borrowed = int((~pairs["grid bf16"].str.startswith("precision")).sum())
+    where = f"seed{'s' if len(pairs) > 1 else ''} {seeds}, {devices}" + (
+        f"; {borrowed} bf16 run{'s' if borrowed > 1 else ''} from grid `report`" if borrowed else "")
     text = f"{what}, {model}: fp32 − bf16 {name} {effect.estimate:+.2f}{unit}"
     if effect.n[0] < 2:
-        return text + " on one seed pair (one run per precision: no interval, no test)."
+        return text + f" on one seed pair ({where}): one run per precision, no interval, no test."
     return (text + f", 95 % interval [{effect.lo:+.2f}, {effect.hi:+.2f}] over {effect.n[0]} seed pairs on the same "
-            f"device (paired t, p = {effect.p_value:.2g}).")
+            f"device ({where}; paired t, p = {effect.p_value:.2g}).")
 
 
 @dataclass(frozen=True)
@@ -487,11 +524,21 @@ class SeedSettings:
                            "initial weights and batch order), not the device or the precision.")
         if outside.empty:
             return text + f"Every setting of seed {seed} falls inside it: seed {seed} is not unusual in any of them."
+        inside = self.runs[self.runs["where"] == "inside"]
+        caveat = ("One run per setting cannot say whether {what} is worse on average or whether, in a net this "
+                  "unstable, a small difference in arithmetic grows into a different run; more seeds in each "
+                  "setting (`grid precision10`) can.")
+        for column in ("precision", "device"):  # does one factor alone separate the runs outside from those inside?
+            low, ok = sorted(set(outside[column])), sorted(set(inside[column]))
+            if not set(low) & set(ok):
+                names, prep = " or ".join(low), "in" if column == "precision" else "on"
+                return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} inside: "
+                               f"with the seed held fixed, the {column} separates them. "
+                               + caveat.format(what=names))
         out = ", ".join(f"{r.device} {r.precision}" for _, r in outside.iterrows())
-        return text + (f"Only {out} falls outside it: with the seed held fixed, the arithmetic decides. One run per "
-                       "setting cannot say whether that setting is worse on average or whether, in a net this "
-                       "unstable, a small difference in arithmetic grows into a different run; more seeds in each "
-                       "setting (`grid precision10`) can.")
+        verb = "falls" if len(outside) == 1 else "fall"
+        return text + (f"Only {out} {verb} outside it: with the seed held fixed, the arithmetic decides, but no single "
+                       "factor (device or precision) separates the runs. " + caveat.format(what="a setting"))
 
 
 def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric: str = "test_acc",

@@ -127,11 +127,21 @@ def test_seed_check_prediction_interval() -> None:
     assert claims.seed_check(df, "plain56", 9) is None
 
 
+def _precision_frame(model: str, accs: list[float], precision: str, grid: str = "precision10", device: str = "CPU",
+                     epochs: int = 1, first_seed: int = 0) -> pd.DataFrame:
+    """Records of ``model`` in one precision (final test accuracies as fractions, seeds from ``first_seed``)."""
+    frame = make_results({model: [0.0] * first_seed + accs}, seeds=first_seed + len(accs), epochs=epochs,
+                         device=device)
+    frame = frame[frame["seed"] >= first_seed].copy()
+    frame["grid"], frame["precision"] = grid, precision
+    tag = f"_{precision}" if grid.startswith("precision") else ""
+    frame["run_id"] = [f"{model}_report{tag}_s{k}" for k in frame["seed"]]
+    return frame
+
+
 def test_precision_effect_pairs_fp32_with_bf16_by_seed() -> None:
-    fp32 = make_results({"resnet20-A": [0.60, 0.62, 0.64]}, seeds=3, epochs=1)
-    bf16 = make_results({"resnet20-A": [0.61, 0.62, 0.66]}, seeds=3, epochs=1)
-    fp32["precision"] = "fp32"
-    df = pd.concat([fp32, bf16], ignore_index=True)
+    df = pd.concat([_precision_frame("resnet20-A", [0.60, 0.62, 0.64], "fp32"),
+                    _precision_frame("resnet20-A", [0.61, 0.62, 0.66], "bf16")], ignore_index=True)
     cmp = claims.precision_effect(df, "resnet20-A")
     assert cmp.estimate == pytest.approx(-1.0) and cmp.n == (3,) and cmp.test == "paired t"
     assert claims.precision_effect(df, "plain56") is None
@@ -145,17 +155,42 @@ def test_precision_effect_pairs_fp32_with_bf16_by_seed() -> None:
         == "Grid `p`, resnet20-A: no seed has both precisions on one device yet."
 
 
+def test_precision_pairs_borrow_the_report_grids_bf16_run_of_the_same_seed_and_device() -> None:
+    """On a CPU the report's records are bf16: a precision10 fp32 run pairs with the report run of its seed."""
+    frames = [
+        _precision_frame("plain56", [0.58, 0.59, 0.60], "bf16", grid="report", epochs=2),  # seeds 0-2, CPU
+        _precision_frame("plain56", [0.48], "fp32", grid="report", device="GPU", epochs=2),  # GPU seed 0: no GPU bf16
+        _precision_frame("plain56", [0.44, 0.50], "fp32", epochs=2),  # precision10 fp32, seeds 0-1, CPU
+        _precision_frame("plain56", [0.56], "bf16", epochs=2),  # precision10 bf16, seed 0, CPU
+        _precision_frame("plain56", [0.30], "fp32", epochs=1, first_seed=2),  # 1 epoch: pairs with nothing
+    ]
+    pairs = claims.precision_pairs(frames, "plain56")
+    assert list(pairs["seed"]) == [0, 1] and set(pairs["device"]) == {"CPU"}
+    # seed 0: the designed pair (both precision10), not the report's bf16 run; seed 1: the report's bf16 run
+    assert list(pairs["grid bf16"]) == ["precision10", "report"] and list(pairs["grid fp32"]) == ["precision10"] * 2
+    assert list(pairs["fp32"]) == pytest.approx([44.0, 50.0]) and list(pairs["bf16"]) == pytest.approx([56.0, 59.0])
+    cmp = claims.precision_effect(frames, "plain56")
+    assert cmp.n == (2,) and cmp.estimate == pytest.approx(-10.5)
+    text = claims.precision_sentence(frames, "plain56", "10 epochs")
+    assert text.startswith("10 epochs, plain56: fp32 − bf16 test accuracy -10.50 points, 95 % interval [")
+    assert "over 2 seed pairs on the same device (seeds 0, 1, CPU; 1 bf16 run from grid `report`; paired t" in text
+    one = claims.precision_sentence(frames[:2] + [_precision_frame("plain56", [0.44], "fp32", epochs=2)], "plain56",
+                                    "10 epochs")
+    assert one == ("10 epochs, plain56: fp32 − bf16 test accuracy -14.00 points on one seed pair (seed 0, CPU; 1 bf16 "
+                   "run from grid `report`): one run per precision, no interval, no test.")
+    assert claims.precision_pairs([frames[0].iloc[0:0]], "plain56").empty
+
+
 def test_precision_sentence_says_its_n_and_gives_no_interval_for_one_pair() -> None:
-    fp32 = make_results({"plain56": [0.50, 0.56, 0.55]}, seeds=3, epochs=1)
-    bf16 = make_results({"plain56": [0.58, 0.57, 0.59]}, seeds=3, epochs=1)
-    fp32["precision"] = "fp32"
-    df = pd.concat([fp32, bf16], ignore_index=True)
+    df = pd.concat([_precision_frame("plain56", [0.50, 0.56, 0.55], "fp32"),
+                    _precision_frame("plain56", [0.58, 0.57, 0.59], "bf16")], ignore_index=True)
     text = claims.precision_sentence(df, "plain56", "10 epochs")
     cmp = claims.precision_effect(df, "plain56")
     assert text == (f"10 epochs, plain56: fp32 − bf16 test accuracy -4.33 points, 95 % interval [{cmp.lo:+.2f}, "
-                    f"{cmp.hi:+.2f}] over 3 seed pairs on the same device (paired t, p = {cmp.p_value:.2g}).")
+                    f"{cmp.hi:+.2f}] over 3 seed pairs on the same device (seeds 0, 1, 2, CPU; paired t, "
+                    f"p = {cmp.p_value:.2g}).")
     one = claims.precision_sentence(df[df["seed"] == 0], "plain56", "10 epochs", metric="test_loss")
-    assert one.startswith("10 epochs, plain56: fp32 − bf16 test loss +") and "one seed pair" in one
+    assert one.startswith("10 epochs, plain56: fp32 − bf16 test loss +") and "one seed pair (seed 0, CPU)" in one
     assert "points" not in one  # a loss difference has no points
 
 
@@ -189,7 +224,18 @@ def test_seed_settings_holds_the_seed_fixed_across_devices_and_precisions() -> N
     assert list(got.runs["grid"]) == ["report", "precision10", "precision10"]
     text = got.text()
     assert "in 3 settings" in text and "moves it by 10.50 points" in text and "span 2.00" in text
-    assert "Only GPU fp32 falls outside it" in text and "cannot say" in text
+    # GPU fp32 outside, CPU bf16 and CPU fp32 inside: the precision does not separate them, the device does
+    assert "Every run on GPU falls outside it and every run on CPU inside: with the seed held fixed, the device " \
+           "separates them." in text and "cannot say whether GPU is worse on average" in text
+
+    fp32_low = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.585, ("CPU", "fp32"): 0.44}, others), "plain56", 0)
+    assert list(fp32_low.runs["where"]) == ["outside", "inside", "outside"]
+    assert "Every run in fp32 falls outside it and every run in bf16 inside: with the seed held fixed, the " \
+           "precision separates them." in fp32_low.text()
+    mixed = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.44, ("CPU", "fp32"): 0.585, ("GPU", "bf16"): 0.58},
+                                              others), "plain56", 0)
+    assert list(mixed.runs["where"]) == ["outside", "outside", "inside", "inside"]
+    assert "Only GPU fp32, CPU bf16 fall outside it" in mixed.text() and "no single factor" in mixed.text()
 
     every = claims.seed_settings(_seed_frames({("CPU", "bf16"): 0.47}, others), "plain56", 0)
     assert list(every.runs["where"]) == ["outside", "outside"]
