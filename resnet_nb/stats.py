@@ -154,7 +154,8 @@ def delta_method(samples: Mapping[str, Sequence[float]], statistic: Callable[[Ma
         return Comparison(estimate, estimate, estimate, sizes, "delta-method t", 1.0 if estimate == 0 else 0.0, level)
     dof = var**2 / sum(c**2 / d for c, d in parts)
     se = math.sqrt(var)
-    half = float(sps.t.ppf(0.5 + level / 2, dof)) * se
+    quantile = float(sps.t.ppf(0.5 + level / 2, dof))
+    half = quantile * se
     p = float(2 * sps.t.sf(abs(estimate) / se, dof))
     return Comparison(estimate, estimate - half, estimate + half, sizes, f"delta-method t (dof {dof:.1f})", p, level)
 
