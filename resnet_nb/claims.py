@@ -427,6 +427,11 @@ def _combined(frames: Frames) -> pd.DataFrame:
     return pd.concat(full, ignore_index=True) if full else pd.DataFrame(columns=["model", "grid", "run_id", "epoch"])
 
 
+def _last_epochs(df: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last row; runs are told apart by grid too (several grids are combined here)."""
+    return df[df["epoch"] == df.groupby(["grid", "run_id"])["epoch"].transform("max")]
+
+
 def precision_pairs(frames: Frames, model: str, metric: str = "test_acc") -> pd.DataFrame:
     """fp32 and bf16 runs of ``model`` that pair: same seed, same device, same recipe and epochs.
 
@@ -442,7 +447,7 @@ def precision_pairs(frames: Frames, model: str, metric: str = "test_acc") -> pd.
     sub = df[df["model"] == model] if len(df) else df
     if sub.empty:
         return pd.DataFrame(columns=columns)
-    last = sub[sub["epoch"] == sub.groupby(["grid", "run_id"])["epoch"].transform("max")]
+    last = _last_epochs(sub)
     keys = ["seed", "device_name", "recipe", "epoch"]
     fp32, bf16 = (last[last["precision"] == p][keys + ["grid", metric]] for p in ("fp32", "bf16"))
     pairs = fp32.merge(bf16, on=keys, suffixes=(" fp32", " bf16"))
@@ -545,11 +550,11 @@ def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric:
                   reference: str = "report") -> SeedSettings | None:
     """Every record of ``model``'s ``seed`` in ``frames`` (e.g. the report and precision10 grids), each
     placed against the 95 % prediction interval of the ``reference`` grid's other seeds. None: no record."""
-    rows = pd.concat([f for f in frames if len(f)]) if any(len(f) for f in frames) else pd.DataFrame()
+    rows = _combined(frames)
+    rows = rows[rows["model"] == model] if len(rows) else rows
     if rows.empty:
         return None
-    rows = rows[(rows["model"] == model)]
-    last = rows[rows["epoch"] == rows.groupby(["grid", "run_id"])["epoch"].transform("max")]
+    last = _last_epochs(rows)
     mine = last[last["seed"] == seed]
     if mine.empty:
         return None
