@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,37 @@ def read_checkpoint_history(path: Path) -> list[dict[str, float]]:
         return list(read_checkpoint(path)["history"])
     except Exception:
         return []
+
+
+class SegmentLog:
+    """Where each stretch of a run's epochs was trained: one entry per process that trained it.
+
+    A run resumed from a checkpoint may have started under another commit, or on another device
+    (the checkpoint identity binds the model, data and precision, not the machine). The record's
+    top-level provenance describes the process that finished it; ``provenance.segments`` keeps
+    every stretch: ``first_epoch``..``last_epoch`` with that process's commit, torch, device and
+    times. A checkpoint written before segments were logged yields one ``unrecorded`` entry.
+    """
+
+    def __init__(self, state: dict[str, Any] | None, start_epoch: int, env: dict[str, Any]) -> None:
+        earlier = [dict(s) for s in (state or {}).get("segments") or []]
+        if start_epoch and not earlier:
+            earlier = [{"first_epoch": 1, "last_epoch": start_epoch, "unrecorded": True}]
+        self._earlier = earlier
+        now = _now()
+        self._current = {"first_epoch": start_epoch + 1, "last_epoch": start_epoch, "started": now,
+                         "finished": now, **env}
+
+    def epoch_done(self, epoch: int) -> None:
+        """Epoch ``epoch`` (1-based) finished in this process."""
+        self._current.update(last_epoch=epoch, finished=_now())
+
+    @property
+    def segments(self) -> list[dict[str, Any]]:
+        """The earlier stretches and this process's, if it trained at least one epoch."""
+        mine = [dict(self._current)] if self._current["last_epoch"] >= self._current["first_epoch"] else []
+        return self._earlier + mine
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -24,7 +24,7 @@ from .checkpoints import read_checkpoint_history
 from .grids import checkpoint_path
 from .models import ModelSpec, build_model, count_macs
 from .provenance import device_name
-from .records import RESULTS_DIR, RunConfig, iter_records
+from .records import RESULTS_DIR, RunConfig, iter_records, trained_on
 from .train import autocast, make_optimizer, resolve_precision
 
 EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training steps (measured on CPU records)
@@ -55,7 +55,7 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
 
     for rec in iter_records(Path(results) / run.grid):
         if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
-                and rec["provenance"]["device_name"] == device_name and same_precision(rec):
+                and trained_on(rec["provenance"])[1] == device_name and same_precision(rec):
             per_epoch += [r["seconds"] for r in rec["history"]]
     epochs_left = max(0, epochs - len(done))
     if per_epoch:
@@ -63,7 +63,7 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
              / statistics.fmean(r["seconds"] for r in rec["history"])
              for rec in iter_records(results)
-             if _same_device(rec["provenance"]["device_name"], device_name) and same_precision(rec)]
+             if _same_device(trained_on(rec["provenance"])[1], device_name) and same_precision(rec)]
     if not rates:
         return None
     return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True

@@ -58,3 +58,9 @@ def environment(device: torch.device) -> dict[str, Any]:
         "device": str(device),
         "device_name": device_name(device),
     }
+
+
+def segment_env(device: torch.device) -> dict[str, Any]:
+    """What a training segment records of the process that ran it (see ``checkpoints.SegmentLog``)."""
+    return {"git_commit": git_commit(), "torch": torch.__version__, "device": str(device),
+            "device_name": device_name(device)}

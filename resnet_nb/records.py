@@ -89,7 +89,7 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
             "train_size": setup["train_size"], "started": started,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": wall_seconds,
-        },
+        } | ({"segments": setup["segments"]} if setup.get("segments") else {}),
     }
     record = json.loads(json.dumps(record))  # as it will be read back: tuples become lists
     return record | {"content_sha256": content_sha256(record)}
@@ -181,6 +181,21 @@ def describe_recipe(params: dict[str, Any]) -> str:
     return f"{optim}, batch {params['batch_size']}, {aug}"
 
 
+def trained_on(provenance: dict[str, Any]) -> tuple[str, str]:
+    """(device type, device name) a record was trained on.
+
+    The finishing process's device, unless its logged ``segments`` (a run resumed elsewhere) name more
+    than one: then all of them in order, ``cpu+cuda`` and ``A → B``, so that no per-device table,
+    estimate or subset counts the run as one device's. An ``unrecorded`` segment (a checkpoint from
+    before segments were logged) names no device and is not counted.
+    """
+    logged = [s for s in provenance.get("segments") or [] if "device_name" in s]
+    types = list(dict.fromkeys(str(s["device"]).split(":")[0] for s in logged)) \
+        or [str(provenance.get("device", "unknown")).split(":")[0]]  # cpu / cuda / mps
+    names = list(dict.fromkeys(s["device_name"] for s in logged)) or [provenance["device_name"]]
+    return "+".join(types), " → ".join(names)
+
+
 def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
     """All records (of one grid, or all) as a long DataFrame: one row per run and epoch."""
     import pandas as pd
@@ -190,11 +205,11 @@ def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa:
     for rec in iter_records(folder):
         cfg, prov = rec["config"], rec["provenance"]
         spec = ModelSpec.from_key(cfg["model"])
+        device, device_name = trained_on(prov)
         base = {"grid": cfg["grid"], "run_id": rec["run_id"], "config_id": rec["run_id"].rsplit("_s", 1)[0],
                 "model": cfg["model"], "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut,
                 "stem": spec.stem, "recipe": cfg["recipe"], "seed": cfg["seed"],
-                "device": str(prov.get("device", "unknown")).split(":")[0],  # cpu / cuda / mps
-                "device_name": prov["device_name"], "precision": prov["precision"],
+                "device": device, "device_name": device_name, "precision": prov["precision"],
                 "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"],
                 "recipe_desc": describe_recipe(cfg["recipe_params"])}
         for row in rec["history"]:

@@ -48,12 +48,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, save_checkpoint
+from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_checkpoint
 from .data import Cifar10, DeviceLoader, channel_stats, crop_flip, crop_flip_draws, stratified_subset
 from .files import LockedError, atomic_write_text, check_writable, claimed
 from .grids import checkpoint_path
 from .models import ModelSpec, build_model, he_init
-from .provenance import environment
+from .provenance import environment, segment_env
 from .records import RESULTS_DIR, make_record, read_record, record_path, validate_record
 from .train import (CudaGraph, FitResult, GraphedStep, Precision, Recipe, autocast, check_divergence, make_optimizer,
                     resolve_cuda_graph, resolve_device, resolve_precision, set_scheduled_lr, train_step)
@@ -242,6 +242,7 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         for group in optimizer.param_groups:
             if "capturable" in group:
                 group["capturable"] = use_graph
+    log = SegmentLog(state, start_epoch, segment_env(dev))
 
     graphed = GraphedStep(stacked, optimizer, dev, prec, loss_fn=stacked_loss) if use_graph else None
     iteration = start_epoch * steps_per_epoch
@@ -278,13 +279,14 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
                          "train_images_per_s": n / train_seconds})
         for history, row in zip(histories, rows, strict=True):
             history.append(row)
+        log.epoch_done(epoch + 1)
         if progress:
             tqdm.write(f"{spec.key} seeds {seeds} epoch {epoch + 1}/{epochs}: test acc "
                        + " ".join(f"{r['test_acc']:.4f}" for r in rows) + f" | {k * n / train_seconds:.0f} img/s")
         if checkpoint is not None:
             save_checkpoint(Path(checkpoint), {
                 "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, "histories": histories,
-                "model": stacked.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
+                "segments": log.segments, "model": stacked.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
         if on_epoch is not None:
             on_epoch(rows)
     models = []
@@ -292,6 +294,7 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         model = build_model(spec).to(dev)
         model.load_state_dict(stacked.state_of(i))
         models.append(model.eval())
+    setup["segments"] = log.segments
     return [FitResult(model=m, history=h, setup=setup) for m, h in zip(models, histories, strict=True)]
 
 

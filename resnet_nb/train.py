@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoints import CHECKPOINT_FORMAT, load_for_resume, save_checkpoint
+from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_checkpoint
 from .data import Cifar10, DeviceLoader, channel_stats, stratified_subset
 from .models import ModelSpec, build_model, he_init
+from .provenance import segment_env
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CudaGraph = Literal["auto", "on", "off"]
@@ -373,6 +374,7 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     state = load_for_resume(Path(checkpoint), identity, dev) if checkpoint is not None else None
     if state is not None:
         history, start_epoch = _resume(state, model, optimizer, scaler, use_graph)
+    log = SegmentLog(state, start_epoch, segment_env(dev))
 
     graphed = GraphedStep(model, optimizer, dev, prec) if use_graph else None
     step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = (
@@ -393,17 +395,18 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
                "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
                "train_images_per_s": n / train_seconds}
         history.append(row)
+        log.epoch_done(epoch + 1)
         if progress:
             tqdm.write(f"{spec.key} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
                        f"test loss {test_loss:.4f} acc {test_acc:.4f} | {n / train_seconds:.0f} img/s")
         if checkpoint is not None:
             save_checkpoint(Path(checkpoint), {
                 "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, "history": history,
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "segments": log.segments, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict() if scaler is not None else None, "rng": torch.get_rng_state()})
         if on_epoch is not None:
             on_epoch(row)
-    return FitResult(model=model, history=history, setup=setup)
+    return FitResult(model=model, history=history, setup=setup | {"segments": log.segments})
 
 
 def make_loaders(recipe: Recipe, data: Cifar10, seed: int, device: torch.device,

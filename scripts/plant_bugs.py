@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_arithmetic.py", "tests/test_train.py", "tests/test_data.py", "tests/test_models.py",
          "tests/test_stats.py", "tests/test_claims.py", "tests/test_analysis.py", "tests/test_plots.py",
-         "tests/test_records.py", "tests/test_stacked.py"]
+         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py"]
 
 # (name, file, the line(s) as they are, the bug); the first four are the examples of issue 12
 MUTANTS = [
@@ -57,6 +57,8 @@ MUTANTS = [
  ("seed-settings-vs-all-seeds", "resnet_nb/claims.py", 'ref = last[(last["grid"] == reference) & (last["seed"] != seed)]', 'ref = last[last["grid"] == reference]'),
  ("derived-bootstrap-only", "resnet_nb/stats.py", "min(boot.lo, delta.lo), max(boot.hi, delta.hi)", "boot.lo, boot.hi"),
  ("delta-dof-pooled", "resnet_nb/stats.py", "    dof = var**2 / sum(c**2 / d for c, d in parts)\n", "    dof = sum(d for _, d in parts)\n"),
+ ("resume-forgets-segments", "resnet_nb/checkpoints.py", 'earlier = [dict(s) for s in (state or {}).get("segments") or []]', "earlier = []"),
+ ("trained-on-final-device", "resnet_nb/records.py", 'names = list(dict.fromkeys(s["device_name"] for s in logged)) or [provenance["device_name"]]', 'names = [provenance["device_name"]]'),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from resnet_nb.grids import checkpoint_path, grid_runs, parse_shard, pending, run_one, run_state, shard
-from resnet_nb.records import RecordError, RunConfig, read_record, record_path, validate_record
+from resnet_nb.checkpoints import read_checkpoint, save_checkpoint
+from resnet_nb.records import (RecordError, RunConfig, load_results, read_record, record_path, trained_on,
+                               validate_record)
 from resnet_nb.train import fit
 
 from .conftest import RUN, Interrupted, fake_record, run_kw, stop_after, untimed, write_record
@@ -120,6 +122,67 @@ def test_killed_run_resumes(tiny_data, tmp_path: Path) -> None:
     assert untimed(record["history"]) == untimed(uninterrupted.history)
     assert record["provenance"]["train_size"] == 100
     assert record["provenance"]["wall_seconds"] == pytest.approx(sum(r["seconds"] for r in record["history"]))
+
+
+def test_resumed_run_records_where_each_stretch_ran(tiny_data, tmp_path: Path, monkeypatch) -> None:
+    """A run resumed under another commit keeps both: the record's top-level provenance is the finishing
+    process's, ``segments`` names each stretch of epochs with its commit and device."""
+    run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=3, train_size=100)
+    kw = run_kw(tmp_path)
+    ckpt = checkpoint_path(run, kw["checkpoints"])
+    monkeypatch.setenv("RESNET_NB_GIT_COMMIT", "aaa111")
+    with pytest.raises(Interrupted):
+        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+            checkpoint=ckpt, progress=False, on_epoch=stop_after(2))
+    monkeypatch.setenv("RESNET_NB_GIT_COMMIT", "bbb222")
+    record = run_one(run, tiny_data, **kw)
+    prov = record["provenance"]
+    assert prov["git_commit"] == "bbb222"
+    segments = prov["segments"]
+    assert [(s["first_epoch"], s["last_epoch"], s["git_commit"]) for s in segments] == [(1, 2, "aaa111"),
+                                                                                        (3, 3, "bbb222")]
+    assert all(s["device"] == "cpu" and s["device_name"] == prov["device_name"] and s["started"] <= s["finished"]
+               for s in segments)
+    df = load_results("t", kw["results"])
+    assert set(df["device"]) == {"cpu"} and set(df["device_name"]) == {prov["device_name"]}  # one device: as before
+
+
+def test_checkpoint_from_before_segments_reads_as_unrecorded(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
+    kw = run_kw(tmp_path)
+    ckpt = checkpoint_path(run, kw["checkpoints"])
+    with pytest.raises(Interrupted):
+        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
+            checkpoint=ckpt, progress=False, on_epoch=stop_after(1))
+    state = read_checkpoint(ckpt)
+    assert [s["last_epoch"] for s in state.pop("segments")] == [1]
+    save_checkpoint(ckpt, state)  # as the trainer wrote it before segments were logged
+    segments = run_one(run, tiny_data, **kw)["provenance"]["segments"]
+    assert segments[0] == {"first_epoch": 1, "last_epoch": 1, "unrecorded": True}
+    assert (segments[1]["first_epoch"], segments[1]["last_epoch"]) == (2, 2) and "git_commit" in segments[1]
+
+
+def test_uninterrupted_run_has_one_segment(tiny_data, tmp_path: Path) -> None:
+    run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
+    prov = run_one(run, tiny_data, **run_kw(tmp_path))["provenance"]
+    [segment] = prov["segments"]
+    assert (segment["first_epoch"], segment["last_epoch"]) == (1, 2)
+    assert {k: segment[k] for k in ("git_commit", "torch", "device", "device_name")} == \
+        {k: prov[k] for k in ("git_commit", "torch", "device", "device_name")}
+
+
+def test_run_trained_on_two_devices_is_not_counted_as_either() -> None:
+    cpu = {"device": "cpu", "device_name": "AMD EPYC (1 threads)"}
+    gpu = {"device": "cuda:0", "device_name": "NVIDIA H200"}
+    prov = gpu | {"segments": [{"first_epoch": 1, "last_epoch": 4} | cpu, {"first_epoch": 5, "last_epoch": 10} | gpu]}
+    assert trained_on(prov) == ("cpu+cuda", "AMD EPYC (1 threads) → NVIDIA H200")
+    assert trained_on(gpu) == ("cuda", "NVIDIA H200")  # records from before segments: the record's own device
+    unrecorded = {"first_epoch": 1, "last_epoch": 4, "unrecorded": True}
+    assert trained_on(gpu | {"segments": [unrecorded, {"first_epoch": 5, "last_epoch": 10} | gpu]}) == \
+        ("cuda", "NVIDIA H200")
+    two_cpus = cpu | {"segments": [{"first_epoch": 1, "last_epoch": 4} | cpu | {"device_name": "AMD EPYC (2 threads)"},
+                                   {"first_epoch": 5, "last_epoch": 10} | cpu]}
+    assert trained_on(two_cpus) == ("cpu", "AMD EPYC (2 threads) → AMD EPYC (1 threads)")
 
 
 def _damaged_records(finished) -> dict[str, bytes]:

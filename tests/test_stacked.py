@@ -155,6 +155,9 @@ def test_stacked_resume_is_bit_exact(tiny_data, paper_stacked, tmp_path: Path, f
     seen = []
     resumed = fit_stacked(SPEC, paper_like(), tiny_data, SEEDS, on_epoch=seen.append, **kw)
     assert [[r["epoch"] for r in rows] for rows in seen] == [[2, 2, 2]]
+    # the group's two stretches, as fit() logs a single run's (the record's provenance.segments)
+    assert [(s["first_epoch"], s["last_epoch"], s["device"]) for s in resumed[0].setup["segments"]] == \
+        [(1, 1, "cpu"), (2, 2, "cpu")]
     for a, b in zip(resumed, paper_stacked, strict=True):
         assert untimed(a.history) == untimed(b.history)
         for x, y in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):

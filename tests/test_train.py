@@ -154,9 +154,11 @@ def test_fit_learns(baseline) -> None:
     assert losses[-1] < losses[0]
     assert losses[-1] < 0.9 * losses[0]
     assert h[-1]["train_acc"] > 0.3  # 10 classes by colour: far above chance after 3 epochs
+    segments = baseline.setup.pop("segments")
     assert baseline.setup == {"device": "cpu", "precision": "fp32", "channels_last": True, "compile": False,
                               "cuda_graph": False,
                               "epochs": 3, "steps_per_epoch": 13, "train_size": 200, "total_iterations": 39}
+    assert [(s["first_epoch"], s["last_epoch"], s["device"]) for s in segments] == [(1, 3, "cpu")]
     assert not baseline.model.training  # evaluated last
 
 
