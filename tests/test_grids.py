@@ -104,14 +104,19 @@ def test_run_state_and_rerun(finished, tiny_data, tmp_path: Path) -> None:
     assert dst.read_bytes() == raw
 
 
+def _killed_after(epochs: int, run: RunConfig, data, kw: dict) -> Path:
+    """Train ``run`` as ``run_one`` would and stop it after ``epochs`` (checkpointed); its checkpoint path."""
+    ckpt = checkpoint_path(run, kw["checkpoints"])
+    with pytest.raises(Interrupted):
+        fit(run.spec, run.recipe_obj(), data, seed=run.seed, device="cpu", precision="fp32",
+            checkpoint=ckpt, progress=False, on_epoch=stop_after(epochs))
+    return ckpt
+
+
 def test_killed_run_resumes(tiny_data, tmp_path: Path) -> None:
     run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
     kw = run_kw(tmp_path)
-    ckpt = checkpoint_path(run, kw["checkpoints"])
-
-    with pytest.raises(Interrupted):
-        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
-            checkpoint=ckpt, progress=False, on_epoch=stop_after(1))
+    ckpt = _killed_after(1, run, tiny_data, kw)
     assert run_state(run, kw["results"], kw["checkpoints"]) == "partial"
     record = run_one(run, tiny_data, **kw)
     assert not ckpt.exists()  # deleted once the record is written
@@ -129,11 +134,8 @@ def test_resumed_run_records_where_each_stretch_ran(tiny_data, tmp_path: Path, m
     process's, ``segments`` names each stretch of epochs with its commit and device."""
     run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=3, train_size=100)
     kw = run_kw(tmp_path)
-    ckpt = checkpoint_path(run, kw["checkpoints"])
     monkeypatch.setenv("RESNET_NB_GIT_COMMIT", "aaa111")
-    with pytest.raises(Interrupted):
-        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
-            checkpoint=ckpt, progress=False, on_epoch=stop_after(2))
+    _killed_after(2, run, tiny_data, kw)
     monkeypatch.setenv("RESNET_NB_GIT_COMMIT", "bbb222")
     record = run_one(run, tiny_data, **kw)
     prov = record["provenance"]
@@ -150,10 +152,7 @@ def test_resumed_run_records_where_each_stretch_ran(tiny_data, tmp_path: Path, m
 def test_checkpoint_from_before_segments_reads_as_unrecorded(tiny_data, tmp_path: Path) -> None:
     run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
     kw = run_kw(tmp_path)
-    ckpt = checkpoint_path(run, kw["checkpoints"])
-    with pytest.raises(Interrupted):
-        fit(run.spec, run.recipe_obj(), tiny_data, seed=run.seed, device="cpu", precision="fp32",
-            checkpoint=ckpt, progress=False, on_epoch=stop_after(1))
+    ckpt = _killed_after(1, run, tiny_data, kw)
     state = read_checkpoint(ckpt)
     assert [s["last_epoch"] for s in state.pop("segments")] == [1]
     save_checkpoint(ckpt, state)  # as the trainer wrote it before segments were logged
