@@ -487,8 +487,23 @@ def precision_sentence(frames: Frames, model: str, what: str, metric: str = "tes
     text = f"{what}, {model}: fp32 − bf16 {name} {effect.estimate:+.2f}{unit}"
     if effect.n[0] < 2:
         return text + f" on one seed pair ({where}): one run per precision, no interval, no test."
-    return (text + f", 95 % interval [{effect.lo:+.2f}, {effect.hi:+.2f}] over {effect.n[0]} seed pairs on the same "
-            f"device ({where}; paired t, p = {effect.p_value:.2g}).")
+    text += (f", 95 % interval [{effect.lo:+.2f}, {effect.hi:+.2f}] over {effect.n[0]} seed pairs on the same "
+             f"device ({where}; paired t, p = {effect.p_value:.2g}).")
+    return text + (" " + _mixing_reading(effect) if metric.endswith("_acc") else "")
+
+
+def _mixing_reading(effect: stats.Comparison) -> str:
+    """Whether fp32 − bf16 pairs justify averaging the two precisions: the ledger's rule for "very similar"
+    (± :data:`SIMILAR_MARGIN_PT` points, at least 3 seeds), applied to the precision's effect."""
+    verdict, why = stats.equivalence_verdict(effect, SIMILAR_MARGIN_PT)
+    rule = f"(the similarity rule of the ledger: ± {SIMILAR_MARGIN_PT:g} point; {why})"
+    if verdict == "reproduced":
+        return (f"**The precisions agree** {rule}: records of both may share one mean, as far as the precision "
+                "goes (each pair holds the device fixed).")
+    if verdict == "contradicted":
+        return f"**The precision matters** {rule}: records of the two precisions should not share one mean."
+    return (f"**Undecided** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
+            "until they do, the mixing check on the conclusion page is what the means rest on.")
 
 
 @dataclass(frozen=True)

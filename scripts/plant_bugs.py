@@ -59,6 +59,7 @@ MUTANTS = [
  ("delta-dof-pooled", "resnet_nb/stats.py", "    dof = var**2 / sum(c**2 / d for c, d in parts)\n", "    dof = sum(d for _, d in parts)\n"),
  ("resume-forgets-segments", "resnet_nb/checkpoints.py", 'earlier = [dict(s) for s in (state or {}).get("segments") or []]', "earlier = []"),
  ("trained-on-final-device", "resnet_nb/records.py", 'names = list(dict.fromkeys(s["device_name"] for s in logged)) or [provenance["device_name"]]', 'names = [provenance["device_name"]]'),
+ ("precision-margin-10pt", "resnet_nb/claims.py", "verdict, why = stats.equivalence_verdict(effect, SIMILAR_MARGIN_PT)", "verdict, why = stats.equivalence_verdict(effect, 10 * SIMILAR_MARGIN_PT)"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 

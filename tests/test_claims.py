@@ -188,10 +188,27 @@ def test_precision_sentence_says_its_n_and_gives_no_interval_for_one_pair() -> N
     cmp = claims.precision_effect(df, "plain56")
     assert text == (f"10 epochs, plain56: fp32 − bf16 test accuracy -4.33 points, 95 % interval [{cmp.lo:+.2f}, "
                     f"{cmp.hi:+.2f}] over 3 seed pairs on the same device (seeds 0, 1, 2, CPU; paired t, "
-                    f"p = {cmp.p_value:.2g}).")
+                    f"p = {cmp.p_value:.2g}). **Undecided** (the similarity rule of the ledger: ± 1 point; the 95 % "
+                    "interval crosses ± 1): these pairs neither justify averaging the two precisions nor forbid it; "
+                    "until they do, the mixing check on the conclusion page is what the means rest on.")
     one = claims.precision_sentence(df[df["seed"] == 0], "plain56", "10 epochs", metric="test_loss")
     assert one.startswith("10 epochs, plain56: fp32 − bf16 test loss +") and "one seed pair (seed 0, CPU)" in one
     assert "points" not in one  # a loss difference has no points
+
+
+@pytest.mark.parametrize(("fp32", "bf16", "says"), [
+    ([0.580, 0.590, 0.600], [0.581, 0.592, 0.598], "**The precisions agree**"),  # +0.0 [-0.6, +0.6] points
+    ([0.500, 0.510, 0.520], [0.580, 0.592, 0.598], "**The precision matters**"),  # -8.0 [-11, -5]: outside ± 1
+    ([0.500, 0.510], [0.580, 0.592], "**Undecided**"),  # 2 pairs: fewer than the 3 seeds a verdict needs
+])
+def test_precision_sentence_says_whether_the_pairs_justify_mixing(fp32, bf16, says) -> None:
+    df = pd.concat([_precision_frame("plain56", fp32, "fp32"), _precision_frame("plain56", bf16, "bf16")],
+                   ignore_index=True)
+    text = claims.precision_sentence(df, "plain56", "10 epochs")
+    assert says in text and text.count("**") == 2
+    cmp = claims.precision_effect(df, "plain56")
+    inside = -1 <= cmp.lo and cmp.hi <= 1
+    assert inside == (says == "**The precisions agree**")
 
 
 def _seed_frames(seed0: dict[tuple[str, str], float], others: list[float]) -> list[pd.DataFrame]:
