@@ -286,7 +286,8 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         if checkpoint is not None:
             save_checkpoint(Path(checkpoint), {
                 "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, "histories": histories,
-                "segments": log.segments, "model": stacked.state_dict(), "optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()})
+                "segments": log.segments, "model": stacked.state_dict(), "optimizer": optimizer.state_dict(),
+                "rng": torch.get_rng_state()})
         if on_epoch is not None:
             on_epoch(rows)
     models = []
