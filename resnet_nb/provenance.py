@@ -49,15 +49,8 @@ def device_name(device: torch.device) -> str:
 def environment(device: torch.device) -> dict[str, Any]:
     import torchvision
 
-    return {
-        "package_version": __version__,
-        "git_commit": git_commit(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "device": str(device),
-        "device_name": device_name(device),
-    }
+    return {"package_version": __version__, "python": platform.python_version(),
+            "torchvision": torchvision.__version__} | segment_env(device)
 
 
 def segment_env(device: torch.device) -> dict[str, Any]:
