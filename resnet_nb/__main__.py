@@ -282,8 +282,9 @@ def cmd_grid(args: argparse.Namespace) -> int:
         dev = resolve_device(args.device)
         dev_name = device_name(dev)
         total = 0.0
-        print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled by MACs "
-              "from other models' records on this device; ≈ = from a step-time probe, no record here yet)")
+        print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled from this "
+              "model on another device, else from other models by MACs; ≈ = from a step-time probe, no record "
+              "here yet)")
         states = run_states(runs, args.results, args.checkpoints)
         for r, state in states.items():
             if state != "done" and lock_holder(record_path(r, args.results)) is not None:
@@ -293,7 +294,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
             if est is None and state not in ("done", "invalid"):  # nothing ran here yet: time a few steps
                 est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0
-            # "~": scaled from other models' speed on this device; "≈": from a step-time probe
+            # "~": scaled from another device or from other models' speed here; "≈": from a step-time probe
             mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")
             shown = "" if state in ("done", "invalid") else f"{mark}{est[0] / 60:.0f} min"
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")

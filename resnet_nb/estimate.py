@@ -14,7 +14,7 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -35,9 +35,16 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other models.
 
     Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
-    config on that device. Else, scaled: the median multiply-accumulate throughput (train images x
-    MACs per image / epoch seconds) of any finished record on the same device, whatever the thread
-    count, applied to this model's MACs. None when nothing has run on the device yet.
+    model and recipe (in any grid) on that device. Else, scaled (the flag is True), in this order:
+
+    1. this model and recipe on another device (the same CPU at another thread count first), times
+       the median ratio of epoch times between the two devices over the models both have run. MACs
+       alone mislead here: torchvision's ResNet-18 with its ImageNet stem has fewer MACs than
+       ResNet-20 but trains several times slower on a CPU (11 M parameters to update each step);
+    2. the median multiply-accumulate throughput (train images x MACs per image / epoch seconds) of
+       any finished record on the same device, whatever the thread count, applied to this model's MACs.
+
+    None when nothing has run on the device yet.
 
     ``precision`` (the run's resolved precision, ``fp32``/``bf16``), when given, admits only records
     made in it: on a CPU fp32 trains about 1.5x slower than bf16, so a bf16 record would promise an
@@ -53,13 +60,16 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     def same_precision(rec: dict) -> bool:
         return precision is None or rec["provenance"].get("precision") == precision
 
-    for rec in iter_records(Path(results) / run.grid):
+    for rec in iter_records(Path(results)):  # any grid: the same model and recipe cost the same
         if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
                 and trained_on(rec["provenance"])[1] == device_name and same_precision(rec):
             per_epoch += [r["seconds"] for r in rec["history"]]
     epochs_left = max(0, epochs - len(done))
     if per_epoch:
         return epochs_left * statistics.fmean(per_epoch), False
+    transferred = _from_other_device(run.model, params, device_name, results, same_precision)
+    if transferred is not None:
+        return epochs_left * transferred, True
     rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
              / statistics.fmean(r["seconds"] for r in rec["history"])
              for rec in iter_records(results)
@@ -67,6 +77,33 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     if not rates:
         return None
     return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
+
+
+def _from_other_device(model: str, params: dict, device_name: str, results: Path,
+                       admit: Callable[[dict], bool]) -> float | None:
+    """Epoch seconds of ``model`` (this recipe) on ``device_name``, from its records on another device.
+
+    Scaled by that device's speed relative to this one: the median, over the (model, recipe) pairs
+    both devices have records of, of the ratio of their mean epoch times. None when no device that
+    ran this model shares a model with this one.
+    """
+    epochs: dict[tuple[str, str], dict[str, list[float]]] = {}  # (model, recipe) -> device -> seconds
+    for rec in iter_records(Path(results)):
+        if admit(rec) and rec["provenance"].get("seed_parallel", 1) == 1:  # a stacked record times K runs
+            key = (rec["config"]["model"], json.dumps(rec["config"]["recipe_params"], sort_keys=True))
+            device = trained_on(rec["provenance"])[1]
+            epochs.setdefault(key, {}).setdefault(device, []).extend(r["seconds"] for r in rec["history"])
+    mean = {key: {d: statistics.fmean(s) for d, s in per.items()} for key, per in epochs.items()}
+    ours = mean.get((model, json.dumps(params, sort_keys=True)), {})
+    best: tuple[tuple[bool, int], float] | None = None
+    for other, seconds in ours.items():
+        ratios = [per[device_name] / per[other] for per in mean.values() if device_name in per and other in per]
+        if not ratios:
+            continue
+        rank = (_same_device(other, device_name), len(ratios))  # the same CPU first, then the most shared models
+        if best is None or rank > best[0]:
+            best = (rank, seconds * statistics.median(ratios))
+    return None if best is None else best[1]
 
 
 def _same_device(a: str, b: str) -> bool:

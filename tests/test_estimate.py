@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,30 @@ def test_estimate_scaled_by_macs_from_other_models(tmp_path: Path) -> None:
     assert 3.0 < seconds / 300.0 < 3.2  # plain-56 costs about 3.1x the MACs of ResNet-20 per image
 
 
+def test_estimate_from_the_same_model_on_another_thread_count(tmp_path: Path) -> None:
+    """tv-resnet18-imagenet ran at 1 thread only: its 2-thread time is its 1-thread time x the 2/1 ratio of
+    the models run at both counts, not ResNet-20's speed scaled by MACs (which promises it ~6x too soon)."""
+    runs = {k: RunConfig("report", k, "report", 0) for k in ("resnet20-A", "plain20", "tv-resnet18-imagenet")}
+    for model, one, two in (("resnet20-A", 30.0, 20.0), ("plain20", 28.0, 14.0)):  # ratios 2/3 and 1/2
+        write_record(record_path(runs[model], tmp_path), _timed_record(runs[model], one, "cpu X (1 threads)"))
+        other = RunConfig("other", model, "report", 0)  # another grid, same model and recipe
+        write_record(record_path(other, tmp_path), _timed_record(other, two, "cpu X (2 threads)"))
+    tv = runs["tv-resnet18-imagenet"]
+    write_record(record_path(tv, tmp_path), _timed_record(tv, 150.0, "cpu X (1 threads)"))
+    todo = RunConfig("report", "tv-resnet18-imagenet", "report", 1)
+    seconds, scaled = estimate_seconds(todo, "cpu X (2 threads)", tmp_path, tmp_path / "ck")
+    assert scaled and seconds == pytest.approx(10 * 150.0 * statistics.median([2 / 3, 1 / 2]))
+    # plain20 ran at 2 threads in another grid: those epochs, unscaled
+    assert estimate_seconds(RunConfig("report", "plain20", "report", 1), "cpu X (2 threads)", tmp_path,
+                            tmp_path / "ck") == (pytest.approx(140.0), False)
+    # a device that shares no model with any device that ran tv-resnet18: back to MACs
+    lone = RunConfig("lone", "resnet8-A", "report", 0)
+    write_record(record_path(lone, tmp_path), _timed_record(lone, 5.0, "GPU Y"))
+    seconds, scaled = estimate_seconds(todo, "GPU Y", tmp_path, tmp_path / "ck")
+    macs = {k: count_macs(build_model(ModelSpec.from_key(k))) for k in ("resnet8-A", "tv-resnet18-imagenet")}
+    assert scaled and seconds == pytest.approx(10 * 5.0 * macs["tv-resnet18-imagenet"] / macs["resnet8-A"])
+
+
 def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: Path) -> None:
     run = RunConfig("t", "resnet8-A", "report", 0, epochs=3, train_size=100)
     with pytest.raises(Interrupted):
@@ -83,13 +108,15 @@ def test_estimate_uses_only_records_of_the_runs_precision(tmp_path: Path) -> Non
         record = _timed_record(run, seconds, "cpu X (2 threads)")
         record["provenance"]["precision"] = run.precision
         write_record(record_path(run, tmp_path), record)
-    report = RunConfig("report", "resnet20-A", "report", 1)  # another grid: scaled from the records above
+    report = RunConfig("report", "resnet20-A", "report", 1)  # another grid, same model and recipe
     cpu = "cpu X (2 threads)"
-    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "fp32") == (pytest.approx(300.0), True)
-    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "bf16") == (pytest.approx(200.0), True)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "fp32") == (pytest.approx(300.0), False)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "bf16") == (pytest.approx(200.0), False)
     assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck", "fp16") is None  # no record in fp16: probe
-    # no precision given: both records, at their median throughput (of 1/20 and 1/30 epochs per second)
-    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck")[0] == pytest.approx(10 / ((1 / 20 + 1 / 30) / 2))
+    # no precision given: both records, their mean epoch (25 s)
+    assert estimate_seconds(report, cpu, tmp_path, tmp_path / "ck") == (pytest.approx(250.0), False)
+    plain = RunConfig("report", "plain20", "report", 0)  # no plain20 record anywhere: scaled by MACs
+    assert estimate_seconds(plain, cpu, tmp_path, tmp_path / "ck", "fp32")[1] is True
     again = RunConfig("precision10", "resnet20-A", "report", 1, precision="fp32")  # same config: exact match
     assert estimate_seconds(again, cpu, tmp_path, tmp_path / "ck", "fp32") == (300.0, False)
 
