@@ -41,8 +41,8 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
        the median ratio of epoch times between the two devices over the models both have run. MACs
        alone mislead here: torchvision's ResNet-18 with its ImageNet stem has fewer MACs than
        ResNet-20 but trains several times slower on a CPU (11 M parameters to update each step);
-    2. the median multiply-accumulate throughput (train images x MACs per image / epoch seconds) of
-       any finished record on the same device, whatever the thread count, applied to this model's MACs.
+    2. the median multiply-accumulate throughput (train images x MACs per image / epoch seconds, x K
+       for a record of K seeds trained together) of any finished record on the same device, whatever the thread count, applied to this model's MACs.
 
     None when nothing has run on the device yet.
 
@@ -70,8 +70,9 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     transferred = _from_other_device(run.model, params, device_name, results, same_precision)
     if transferred is not None:
         return epochs_left * transferred, True
-    rates = [rec["provenance"]["train_size"] * _macs(rec["config"]["model"])
-             / statistics.fmean(r["seconds"] for r in rec["history"])
+    # a stacked record's epoch trains seed_parallel (K) runs at once: K x the images in its seconds
+    rates = [rec["provenance"]["train_size"] * rec["provenance"].get("seed_parallel", 1)
+             * _macs(rec["config"]["model"]) / statistics.fmean(r["seconds"] for r in rec["history"])
              for rec in iter_records(results)
              if _same_device(trained_on(rec["provenance"])[1], device_name) and same_precision(rec)]
     if not rates:

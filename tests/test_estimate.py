@@ -91,6 +91,17 @@ def test_estimate_from_the_same_model_on_another_thread_count(tmp_path: Path) ->
     assert scaled and seconds == pytest.approx(10 * 5.0 * macs["tv-resnet18-imagenet"] / macs["resnet8-A"])
 
 
+def test_a_stacked_record_counts_its_k_runs_in_the_throughput(tmp_path: Path) -> None:
+    """K seeds trained together share each epoch's seconds: 2 seeds in 60 s is one run's 30 s of throughput."""
+    done, todo = RunConfig("paper", "resnet20-A", "report", 0), RunConfig("report", "plain56", "report", 0)
+    record = _timed_record(done, 60.0, "GPU Y")
+    record["provenance"] |= {"seed_parallel": 2, "seed_group": [0, 1]}
+    write_record(record_path(done, tmp_path), record)
+    seconds, scaled = estimate_seconds(todo, "GPU Y", tmp_path, tmp_path / "ck")
+    macs = {k: count_macs(build_model(ModelSpec.from_key(k))) for k in ("resnet20-A", "plain56")}
+    assert scaled and seconds == pytest.approx(10 * 30.0 * macs["plain56"] / macs["resnet20-A"])
+
+
 def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: Path) -> None:
     run = RunConfig("t", "resnet8-A", "report", 0, epochs=3, train_size=100)
     with pytest.raises(Interrupted):
