@@ -32,7 +32,7 @@ EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training
 
 def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
                      checkpoints: Path | None = None, precision: str | None = None) -> tuple[float, bool] | None:
-    """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other models.
+    """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other records.
 
     Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
     model and recipe (in any grid) on that device. Else, scaled (the flag is True), in this order:
@@ -42,7 +42,8 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
        alone mislead here: torchvision's ResNet-18 with its ImageNet stem has fewer MACs than
        ResNet-20 but trains several times slower on a CPU (11 M parameters to update each step);
     2. the median multiply-accumulate throughput (train images x MACs per image / epoch seconds, x K
-       for a record of K seeds trained together) of any finished record on the same device, whatever the thread count, applied to this model's MACs.
+       for a record of K seeds trained together) of any finished record on the same device, whatever
+       the thread count, applied to this model's MACs.
 
     None when nothing has run on the device yet.
 
