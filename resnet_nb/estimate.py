@@ -14,7 +14,7 @@ import json
 import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -61,28 +61,27 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     def same_precision(rec: dict) -> bool:
         return precision is None or rec["provenance"].get("precision") == precision
 
-    for rec in iter_records(Path(results)):  # any grid: the same model and recipe cost the same
+    records = [rec for rec in iter_records(Path(results)) if same_precision(rec)]  # read once, used below
+    for rec in records:  # any grid: the same model and recipe cost the same
         if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
-                and trained_on(rec["provenance"])[1] == device_name and same_precision(rec):
+                and trained_on(rec["provenance"])[1] == device_name:
             per_epoch += [r["seconds"] for r in rec["history"]]
     epochs_left = max(0, epochs - len(done))
     if per_epoch:
         return epochs_left * statistics.fmean(per_epoch), False
-    transferred = _from_other_device(run.model, params, device_name, results, same_precision)
+    transferred = _from_other_device(run.model, params, device_name, records)
     if transferred is not None:
         return epochs_left * transferred, True
     # a stacked record's epoch trains seed_parallel (K) runs at once: K x the images in its seconds
     rates = [rec["provenance"]["train_size"] * rec["provenance"].get("seed_parallel", 1)
              * _macs(rec["config"]["model"]) / statistics.fmean(r["seconds"] for r in rec["history"])
-             for rec in iter_records(results)
-             if _same_device(trained_on(rec["provenance"])[1], device_name) and same_precision(rec)]
+             for rec in records if _same_device(trained_on(rec["provenance"])[1], device_name)]
     if not rates:
         return None
     return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
 
 
-def _from_other_device(model: str, params: dict, device_name: str, results: Path,
-                       admit: Callable[[dict], bool]) -> float | None:
+def _from_other_device(model: str, params: dict, device_name: str, records: list[dict]) -> float | None:
     """Epoch seconds of ``model`` (this recipe) on ``device_name``, from its records on another device.
 
     Scaled by that device's speed relative to this one: the median, over the (model, recipe) pairs
@@ -90,8 +89,8 @@ def _from_other_device(model: str, params: dict, device_name: str, results: Path
     ran this model shares a model with this one.
     """
     epochs: dict[tuple[str, str], dict[str, list[float]]] = {}  # (model, recipe) -> device -> seconds
-    for rec in iter_records(Path(results)):
-        if admit(rec) and rec["provenance"].get("seed_parallel", 1) == 1:  # a stacked record times K runs
+    for rec in records:
+        if rec["provenance"].get("seed_parallel", 1) == 1:  # a stacked record times K runs
             key = (rec["config"]["model"], json.dumps(rec["config"]["recipe_params"], sort_keys=True))
             device = trained_on(rec["provenance"])[1]
             epochs.setdefault(key, {}).setdefault(device, []).extend(r["seconds"] for r in rec["history"])
