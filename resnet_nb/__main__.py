@@ -18,7 +18,7 @@ from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
 from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_precision
 from .files import LockedError, check_writable, describe, lock_holder
-from .grids import GRIDS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
+from .grids import GRIDS, STAND_INS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
 from .models import ModelSpec, model_table
 from .provenance import device_name
 from .records import RESULTS_DIR, RecordError, RunConfig, record_path
@@ -128,8 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List or run a named grid of runs: `grid list NAME`, `grid run NAME`.")
     actions = g.add_subparsers(dest="action", required=True, parser_class=ArgumentParser, metavar="ACTION")
     gl = actions.add_parser("list", help="each run's state and the time left",
-                            description="Each run of the grid: done, partial, running, invalid or todo, "
-                                        "with an estimate of the time left on --device.")
+                            description="Each run of the grid: done, partial, running, invalid, todo, or covered "
+                                        "(another grid's record is the same run, at the same precision, on this "
+                                        "device: the report grid's runs stand in for precision10's), with an "
+                                        "estimate of the time left on --device.")
     _add_selection_options(gl)
     gl.add_argument("--ids", action="store_true",
                     help="print only the run ids still to do, in the order `grid run` takes them "
@@ -271,11 +273,21 @@ def grid_seed_parallel(args: argparse.Namespace) -> int:
     return k
 
 
+def covered_text(states: dict[RunConfig, str]) -> str:
+    """``", N covered by grid 'report' records"`` for the runs another grid's record stands in for, else ``""``."""
+    covered = [r for r, state in states.items() if state == "covered"]
+    if not covered:
+        return ""
+    grids = sorted({STAND_INS[r.grid] for r in covered})
+    return f", {len(covered)} covered by grid {' / '.join(map(repr, grids))} records"
+
+
 def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
-        for group in group_runs(pending(runs, args.results, args.checkpoints), k):
+        here = device_name(resolve_device(args.device))
+        for group in group_runs(pending(runs, args.results, args.checkpoints, here), k):
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
@@ -285,21 +297,22 @@ def cmd_grid(args: argparse.Namespace) -> int:
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled from this "
               "model on another device, else from other models by MACs; ≈ = from a step-time probe, no record "
               "here yet)")
-        states = run_states(runs, args.results, args.checkpoints)
+        states = run_states(runs, args.results, args.checkpoints, dev_name)
         for r, state in states.items():
             if state != "done" and lock_holder(record_path(r, args.results)) is not None:
                 state = "running"
-            est = None if state in ("done", "invalid") else estimate_seconds(
+            finished = state in ("done", "covered", "invalid")
+            est = None if finished else estimate_seconds(
                 r, dev_name, args.results, args.checkpoints, run_precision(r, dev))
-            if est is None and state not in ("done", "invalid"):  # nothing ran here yet: time a few steps
+            if est is None and not finished:  # nothing ran here yet: time a few steps
                 est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0
             # "~": scaled from another device or from other models' speed here; "≈": from a step-time probe
             mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")
-            shown = "" if state in ("done", "invalid") else f"{mark}{est[0] / 60:.0f} min"
+            shown = "" if finished else f"{mark}{est[0] / 60:.0f} min"
             print(f"{r.run_id:<40}{state:<9}{shown:>10}")
         done = sum(state == "done" for state in states.values())
-        print(f"{done}/{len(runs)} done; about {total / 3600:.1f} h left on this device")
+        print(f"{done}/{len(runs)} done{covered_text(states)}; about {total / 3600:.1f} h left on this device")
         return 0
     return run_grid(args, runs)
 
@@ -311,9 +324,12 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     a checkpoint of another run) is reported in one line and the grid goes on; the exit status
     is 1 when any run was refused.
     """
-    todo = pending(runs, args.results, args.checkpoints)
+    here = device_name(resolve_device(args.device))
+    todo = pending(runs, args.results, args.checkpoints, here)
     limit = len(todo) if args.max_runs is None else min(args.max_runs, len(todo))
-    print(f"{limit} run(s) to do in grid {args.name!r}", flush=True)
+    covered = covered_text(run_states(runs, args.results, args.checkpoints, here))
+    print(f"{limit} run(s) to do in grid {args.name!r}{covered and f' ({covered[2:]}, not trained again)'}",
+          flush=True)
     if not todo:
         return 0
     check_device_options(args)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .grids import grid_runs
+from .grids import STAND_INS, grid_runs
 from .stats import MIN_SEEDS
 
 
@@ -95,6 +95,9 @@ def grid_status(df: pd.DataFrame, grid: str) -> str:
     done = len(set(df["run_id"]) & {r.run_id for r in runs}) if len(df) else 0
     if done == len(runs):
         return f"Grid `{grid}`: all {len(runs)} runs have a record."
-    return (f"Grid `{grid}`: {done} of {len(runs)} runs have a record; `python -m resnet_nb grid run {grid}` "
-            f"makes the rest (`python -m resnet_nb grid list {grid}` estimates how long on your machine; on a GPU, "
-            "`scripts/gpu_session.sh`).")
+    other = STAND_INS.get(grid)
+    borrowed = (f" of their own; where grid `{other}` has made one of them at the same precision on the machine "
+                "you run on, its record stands in (`grid list` marks the run covered)") if other else ""
+    return (f"Grid `{grid}`: {done} of {len(runs)} runs have a record{borrowed}; `python -m resnet_nb grid run "
+            f"{grid}` makes the rest (`python -m resnet_nb grid list {grid}` estimates how long on your machine; "
+            "on a GPU, `scripts/gpu_session.sh`).")

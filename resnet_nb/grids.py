@@ -7,6 +7,7 @@ process refuses them or, in a grid, takes the next run. How long the rest will t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from collections.abc import Iterable
@@ -94,12 +95,43 @@ def checkpoint_path(run: RunConfig, checkpoints: Path | None = None) -> Path:
     return root / run.grid / f"{run.run_id}.pt"
 
 
-def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> str:
-    """``done`` (a valid record), ``partial`` (a checkpoint) or ``todo``; an invalid record raises RecordError."""
+# A grid whose runs fix the precision may find them already trained by another grid that leaves it to
+# the device: where the device's default is bf16 (these CPUs), the report grid's runs are precision10's
+# bf16 runs; where it is fp32 (a GPU), its fp32 runs. Same model, recipe, seed, epochs and data: the same
+# run, provided it ran on the same device (thread count included), since precision10 pairs its fp32 and
+# bf16 runs of a seed on one device.
+STAND_INS = {"precision10": "report"}
+
+
+def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | None = None) -> Path | None:
+    """The record of another grid (:data:`STAND_INS`) that is ``run`` trained on ``device_name``, if any.
+
+    Only the precision is left to the device in the other grid, so its record of the same run that
+    trained at the precision ``run`` fixes, on the device ``run`` would train on, is ``run``: training
+    it again would repeat it. Without a ``device_name`` nothing stands in. An invalid record raises
+    RecordError.
+    """
+    other = STAND_INS.get(run.grid)
+    if other is None or run.precision is None or device_name is None:
+        return None
+    twin = dataclasses.replace(run, grid=other, precision=None)
+    path = record_path(twin, results)
+    if not path.exists():
+        return None
+    prov = read_record(path, twin)["provenance"]
+    return path if (prov["precision"], prov["device_name"]) == (run.precision, device_name) else None
+
+
+def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
+              device_name: str | None = None) -> str:
+    """``done`` (a valid record), ``covered`` (a :func:`stand_in` record of another grid, made on
+    ``device_name``), ``partial`` (a checkpoint) or ``todo``; an invalid record raises RecordError."""
     path = record_path(run, results)
     if path.exists():
         read_record(path, run)
         return "done"
+    if stand_in(run, results, device_name) is not None:
+        return "covered"
     return "partial" if checkpoint_path(run, checkpoints).exists() else "todo"
 
 
@@ -136,27 +168,29 @@ def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, check
     return record
 
 
-def run_states(runs: list[RunConfig], results: Path = RESULTS_DIR,
-               checkpoints: Path | None = None) -> dict[RunConfig, str]:
+def run_states(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None,
+               device_name: str | None = None) -> dict[RunConfig, str]:
     """:func:`run_state` of each run; a run whose record is invalid is ``invalid``, with a warning naming it."""
     states = {}
     for r in runs:
         try:
-            states[r] = run_state(r, results, checkpoints)
+            states[r] = run_state(r, results, checkpoints, device_name)
         except RecordError as exc:
             warnings.warn(f"{exc}; skipped: delete or restore that file to run {r.run_id} again", stacklevel=2)
             states[r] = "invalid"
     return states
 
 
-def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None) -> list[RunConfig]:
+def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None,
+            device_name: str | None = None) -> list[RunConfig]:
     """Runs without a record; partial runs first (finish what was started), then priority order.
 
     A run whose record is invalid is not pending (it would be refused, never overwritten): it is
-    reported by path and left out.
+    reported by path and left out. Neither is a run another grid's record made on ``device_name``
+    stands in for (:func:`stand_in`).
     """
-    states = run_states(runs, results, checkpoints)
-    todo = [r for r in runs if states[r] not in ("done", "invalid")]
+    states = run_states(runs, results, checkpoints, device_name)
+    todo = [r for r in runs if states[r] not in ("done", "covered", "invalid")]
     return sorted(todo, key=lambda r: states[r] != "partial")
 
 

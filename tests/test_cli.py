@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -201,6 +202,39 @@ def test_grid_run_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -
     path.write_text(json.dumps(rec))
     assert main(["grid", "run", "paper", "--results", str(tmp_path), "--only", "resnet20-A*", "--seeds", "0"]) == 0
     assert "0 run(s) to do" in capsys.readouterr().out
+
+
+def test_grid_list_and_run_skip_runs_a_report_record_stands_in_for(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    import torch
+
+    from resnet_nb.provenance import device_name
+    from resnet_nb.records import RunConfig, record_path
+
+    from .conftest import fake_record, write_record
+
+    here = device_name(torch.device("cpu"))
+    for seed, dev in ((0, here), (1, "another cpu (7 threads)")):
+        twin = RunConfig("report", "plain56", "report", seed)
+        rec = fake_record(twin, [0.5] * 10)
+        rec["provenance"] |= {"precision": "bf16", "device_name": dev}
+        write_record(record_path(twin, tmp_path), rec)
+    select = ["--results", str(tmp_path), "--device", "cpu", "--seeds", "0,1", "--only", "plain56*"]
+    assert main(["grid", "list", "precision10", *select, "--ids"]) == 0
+    assert capsys.readouterr().out.split() == ["plain56_report_fp32_s0", "plain56_report_fp32_s1",
+                                               "plain56_report_bf16_s1"]  # seed 1's bf16 ran elsewhere
+    assert main(["grid", "list", "precision10", *select]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"plain56_report_bf16_s0 +covered *\n", out)
+    assert "0/4 done, 1 covered by grid 'report' records; about" in out
+    # everything else done: `grid run` has nothing to train and says why the covered run is not trained
+    for run_id in ("plain56_report_fp32_s0", "plain56_report_fp32_s1", "plain56_report_bf16_s1"):
+        model, _, p, s = run_id.split("_")
+        run = RunConfig("precision10", model, "report", int(s[1:]), precision=p)
+        write_record(record_path(run, tmp_path), fake_record(run, [0.5] * 10))
+    assert main(["grid", "run", "precision10", *select]) == 0
+    assert ("0 run(s) to do in grid 'precision10' (1 covered by grid 'report' records, not trained again)"
+            in capsys.readouterr().out)
 
 
 def test_parse_seeds() -> None:

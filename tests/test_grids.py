@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resnet_nb.grids import checkpoint_path, grid_runs, parse_shard, pending, run_one, run_state, shard
+from resnet_nb.grids import checkpoint_path, grid_runs, parse_shard, pending, run_one, run_state, shard, stand_in
 from resnet_nb.checkpoints import read_checkpoint, save_checkpoint
 from resnet_nb.records import (RecordError, RunConfig, load_results, read_record, record_path, trained_on,
                                validate_record)
@@ -235,6 +235,46 @@ def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
     assert [run_state(r, results, ck) for r in runs] == ["done", "todo", "partial", "partial"]
     assert [r.model for r in pending(runs, results, ck)] == ["resnet56-A", "plain56", "plain20"]
     assert pending(runs[:1], results, ck) == []
+
+
+def _report_twin(results: Path, model: str, seed: int, precision: str, device: str) -> Path:
+    """A report-grid record of ``model``/``seed`` trained at ``precision`` on ``device``; its path."""
+    twin = RunConfig("report", model, "report", seed)
+    record = fake_record(twin, [0.5] * 10)
+    record["provenance"] |= {"precision": precision, "device_name": device}
+    write_record(record_path(twin, results), record)
+    return record_path(twin, results)
+
+
+def test_report_records_stand_in_for_precision10_runs_on_their_device(tmp_path: Path) -> None:
+    results, ck = tmp_path / "results", tmp_path / "ck"
+    bf16, fp32, bf16_s1 = (RunConfig("precision10", "plain56", "report", s, precision=p)
+                           for s, p in ((0, "bf16"), (0, "fp32"), (1, "bf16")))
+    path = _report_twin(results, "plain56", 0, "bf16", "cpu A (1 threads)")
+    _report_twin(results, "plain56", 1, "fp32", "cpu A (1 threads)")
+    assert stand_in(bf16, results, "cpu A (1 threads)") == path
+    assert run_state(bf16, results, ck, "cpu A (1 threads)") == "covered"
+    # the record's precision must be the run's, and its device the one asked about (threads included):
+    # precision10 pairs fp32 and bf16 runs of a seed on one device
+    assert stand_in(fp32, results, "cpu A (1 threads)") is None
+    assert stand_in(bf16_s1, results, "cpu A (1 threads)") is None
+    assert stand_in(bf16, results, "cpu A (2 threads)") is None
+    assert stand_in(bf16, results) is None  # no device known: nothing stands in
+    assert run_state(bf16, results, ck) == "todo"
+    # only grids listed in STAND_INS look elsewhere; a run's own record wins
+    assert stand_in(RunConfig("precision", "plain56", "report", 0, precision="bf16"), results, "cpu A (1 threads)") is None
+    assert pending([fp32, bf16], results, ck, "cpu A (1 threads)") == [fp32]
+    assert pending([fp32, bf16], results, ck, "cpu B (1 threads)") == [fp32, bf16]
+    write_record(record_path(bf16, results), fake_record(bf16, [0.5] * 10))
+    assert run_state(bf16, results, ck, "cpu A (1 threads)") == "done"
+
+
+def test_an_invalid_stand_in_record_is_reported_not_trusted(tmp_path: Path) -> None:
+    run = RunConfig("precision10", "plain56", "report", 0, precision="bf16")
+    path = _report_twin(tmp_path, "plain56", 0, "bf16", "cpu A (1 threads)")
+    path.write_text(path.read_text()[:-20])  # truncated
+    with pytest.raises(RecordError, match="plain56_report_s0"):
+        stand_in(run, tmp_path, "cpu A (1 threads)")
 
 
 def test_precision_grid_pairs_fp32_and_bf16_per_seed() -> None:
