@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from .checkpoints import read_checkpoint_history
 from .grids import checkpoint_path
 from .models import ModelSpec, build_model, count_macs
-from .provenance import device_name
+from .provenance import canonical_device_name, device_name
 from .records import RESULTS_DIR, RunConfig, iter_records, trained_on
 from .train import autocast, make_optimizer, resolve_precision
 
@@ -51,6 +51,7 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     made in it: on a CPU fp32 trains about 1.5x slower than bf16, so a bf16 record would promise an
     fp32 run too early. None then means no record in that precision (the caller probes instead).
     """
+    device_name = canonical_device_name(device_name)  # as trained_on names the records' devices
     recipe = run.recipe_obj()
     train_images = recipe.train_size or 50_000
     epochs = recipe.num_epochs(-(-train_images // recipe.batch_size))

@@ -18,8 +18,9 @@ from typing import Any
 from .data import Cifar10, cache_dir
 from .files import atomic_write_text, check_writable, claimed
 from .models import ModelSpec
-from .provenance import environment
-from .records import RESULTS_DIR, RecordError, RunConfig, make_record, read_record, record_path, validate_record
+from .provenance import canonical_device_name, environment
+from .records import (RESULTS_DIR, RecordError, RunConfig, make_record, read_record, record_path, trained_on,
+                      validate_record)
 from .train import CudaGraph, Precision, fit, resolve_device
 
 # The report grid: depth priority 20 and 56 first (the two ends of the comparison).
@@ -119,7 +120,8 @@ def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | Non
     if not path.exists():
         return None
     prov = read_record(path, twin)["provenance"]
-    return path if (prov["precision"], prov["device_name"]) == (run.precision, device_name) else None
+    same = (prov["precision"], trained_on(prov)[1]) == (run.precision, canonical_device_name(device_name))
+    return path if same else None
 
 
 def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None,

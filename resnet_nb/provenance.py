@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -36,14 +37,26 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     if device.type == "cpu":
+        cpu = platform.processor() or platform.machine()
         try:
             for line in Path("/proc/cpuinfo").read_text().splitlines():
                 if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()} ({torch.get_num_threads()} threads)"
+                    cpu = line.split(":", 1)[1].strip()
+                    break
         except OSError:
             pass
-        return f"{platform.processor() or platform.machine()} ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()  # part of the name: the thread count changes speed and summation order
+        return f"{cpu} ({n} thread{'' if n == 1 else 's'})"
     return device.type
+
+
+def canonical_device_name(name: str) -> str:
+    """``name`` as :func:`device_name` writes it now: records made before spell one thread ``(1 threads)``.
+
+    Records are never rewritten, so every reader that groups or compares device names goes through
+    this (``records.trained_on``), and old and new records of one device stay one device.
+    """
+    return re.sub(r" \(1 threads\)$", " (1 thread)", name)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

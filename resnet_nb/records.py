@@ -22,6 +22,7 @@ from typing import Any
 
 from .data import Cifar10
 from .models import ModelSpec
+from .provenance import canonical_device_name
 from .train import get_recipe
 
 RECORD_FORMAT = 1
@@ -187,12 +188,14 @@ def trained_on(provenance: dict[str, Any]) -> tuple[str, str]:
     The finishing process's device, unless its logged ``segments`` (a run resumed elsewhere) name more
     than one: then all of them in order, ``cpu+cuda`` and ``A → B``, so that no per-device table,
     estimate or subset counts the run as one device's. An ``unrecorded`` segment (a checkpoint from
-    before segments were logged) names no device and is not counted.
+    before segments were logged) names no device and is not counted. Names are canonical
+    (:func:`provenance.canonical_device_name`).
     """
     logged = [s for s in provenance.get("segments") or [] if "device_name" in s]
     types = list(dict.fromkeys(str(s["device"]).split(":")[0] for s in logged)) \
         or [str(provenance.get("device", "unknown")).split(":")[0]]  # cpu / cuda / mps
-    names = list(dict.fromkeys(s["device_name"] for s in logged)) or [provenance["device_name"]]
+    names = list(dict.fromkeys(canonical_device_name(s["device_name"]) for s in logged)) \
+        or [canonical_device_name(provenance["device_name"])]
     return "+".join(types), " → ".join(names)
 
 

@@ -55,6 +55,11 @@ def test_estimate_from_same_config_on_same_device(tmp_path: Path) -> None:
     write_record(record_path(done, tmp_path), _timed_record(done, 30.0, "cpu X (2 threads)"))
     assert estimate_seconds(todo, "cpu X (2 threads)", tmp_path, tmp_path / "ck") == (300.0, False)
     assert estimate_seconds(todo, "GPU Y", tmp_path, tmp_path / "ck") is None  # nothing ran on that device
+    # records spelt "(1 threads)" (before the name was fixed) serve the same device spelt either way, unscaled
+    one = RunConfig("report", "resnet20-A", "report", 1)
+    write_record(record_path(one, tmp_path), _timed_record(one, 60.0, "cpu X (1 threads)"))
+    for spelling in ("cpu X (1 thread)", "cpu X (1 threads)"):
+        assert estimate_seconds(todo, spelling, tmp_path, tmp_path / "ck") == (600.0, False)
 
 
 def test_estimate_scaled_by_macs_from_other_models(tmp_path: Path) -> None:

@@ -174,14 +174,30 @@ def test_run_trained_on_two_devices_is_not_counted_as_either() -> None:
     cpu = {"device": "cpu", "device_name": "AMD EPYC (1 threads)"}
     gpu = {"device": "cuda:0", "device_name": "NVIDIA H200"}
     prov = gpu | {"segments": [{"first_epoch": 1, "last_epoch": 4} | cpu, {"first_epoch": 5, "last_epoch": 10} | gpu]}
-    assert trained_on(prov) == ("cpu+cuda", "AMD EPYC (1 threads) → NVIDIA H200")
+    assert trained_on(prov) == ("cpu+cuda", "AMD EPYC (1 thread) → NVIDIA H200")  # old spelling made canonical
     assert trained_on(gpu) == ("cuda", "NVIDIA H200")  # records from before segments: the record's own device
     unrecorded = {"first_epoch": 1, "last_epoch": 4, "unrecorded": True}
     assert trained_on(gpu | {"segments": [unrecorded, {"first_epoch": 5, "last_epoch": 10} | gpu]}) == \
         ("cuda", "NVIDIA H200")
     two_cpus = cpu | {"segments": [{"first_epoch": 1, "last_epoch": 4} | cpu | {"device_name": "AMD EPYC (2 threads)"},
                                    {"first_epoch": 5, "last_epoch": 10} | cpu]}
-    assert trained_on(two_cpus) == ("cpu", "AMD EPYC (2 threads) → AMD EPYC (1 threads)")
+    assert trained_on(two_cpus) == ("cpu", "AMD EPYC (2 threads) → AMD EPYC (1 thread)")
+
+
+def test_device_names_spell_one_thread_and_old_records_join_new_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from resnet_nb.provenance import canonical_device_name, device_name
+
+    for n, suffix in ((1, " (1 thread)"), (2, " (2 threads)")):
+        monkeypatch.setattr(torch, "get_num_threads", lambda n=n: n)
+        assert device_name(torch.device("cpu")).endswith(suffix)
+    # records made before say "(1 threads)"; they are read as the same device as records made now
+    assert canonical_device_name("AMD EPYC (1 threads)") == "AMD EPYC (1 thread)"
+    assert canonical_device_name("AMD EPYC (11 threads)") == "AMD EPYC (11 threads)"
+    assert canonical_device_name("NVIDIA H200") == "NVIDIA H200"
+    old, new = ({"device": "cpu", "device_name": f"AMD EPYC (1 {w})"} for w in ("threads", "thread"))
+    assert trained_on(old) == trained_on(new) == ("cpu", "AMD EPYC (1 thread)")
 
 
 def _damaged_records(finished) -> dict[str, bytes]:
@@ -259,6 +275,7 @@ def test_report_records_stand_in_for_precision10_runs_on_their_device(tmp_path: 
     assert stand_in(fp32, results, "cpu A (1 threads)") is None
     assert stand_in(bf16_s1, results, "cpu A (1 threads)") is None
     assert stand_in(bf16, results, "cpu A (2 threads)") is None
+    assert stand_in(bf16, results, "cpu A (1 thread)") == path  # today's spelling of the same device
     assert stand_in(bf16, results) is None  # no device known: nothing stands in
     assert run_state(bf16, results, ck) == "todo"
     # only grids listed in STAND_INS look elsewhere; a run's own record wins
