@@ -528,7 +528,7 @@ class SeedSettings:
         if len(self.runs) < 2:
             return (f"{self.model} seed {seed} has been trained in one setting so far; "
                     f"`python -m resnet_nb grid run precision10 --only '{self.model}_report_*_s{seed}'` trains it "
-                    "in fp32 and in bf16 on this machine.")
+                    "in fp32 and in bf16 on this machine (a report record of it made here counts as one of them).")
         values = self.runs[what]
         parts = "; ".join(f"{r.device} {r.precision}: {r[what]:.2f}" for _, r in self.runs.iterrows())
         text = (f"{self.model} seed {seed} in {len(self.runs)} settings (one run each), {what}: {parts}. "
