@@ -1,4 +1,4 @@
-"""scripts/gpu_grid.sh: the queue of runs handed to K workers, and its deadline.
+"""scripts/gpu_grid.sh (the queue of runs handed to K workers, and its deadline) and scripts/cpu_lanes.sh.
 
 A fake ``python`` stands in for the package (the script only calls ``-m resnet_nb``), so
 this tests the shell logic without training anything.
@@ -7,6 +7,7 @@ this tests the shell logic without training anything.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import time
@@ -109,3 +110,77 @@ def test_min_left_must_exceed_grace(fake_python: Path, tmp_path: Path) -> None:
     p = subprocess.run(["bash", str(ROOT / "scripts" / "gpu_grid.sh"), "report", "60", "2", str(tmp_path / "o")],
                        env=env, capture_output=True, text=True, timeout=60)
     assert p.returncode == 2 and "MIN_LEFT (10 s) must exceed GRACE (10 s)" in p.stderr
+
+
+# ---------------------------------------------------------------- scripts/cpu_lanes.sh
+
+LANE_PY = r"""#!/usr/bin/env bash
+# fake python for cpu_lanes.sh: logs where, with how many threads and with what it was called
+shift 2
+echo "$PWD|${OMP_NUM_THREADS:-}|$*" >>"$FAKE_LOG"
+if [ "$1 $2" = "grid list" ] && [ "$3" = nope ]; then echo "error: unknown grid 'nope'" >&2; exit 2; fi
+[ "$1 $2" = "grid run" ] && sleep 0.3
+exit 0
+"""
+
+
+@pytest.fixture()
+def lane_repo(tmp_path: Path) -> Path:
+    """A git repository holding scripts/cpu_lanes.sh and a resnet_nb/ folder, committed."""
+    repo = tmp_path / "repo"
+    (repo / "scripts").mkdir(parents=True)
+    (repo / "resnet_nb").mkdir()
+    (repo / "scripts" / "cpu_lanes.sh").write_text((ROOT / "scripts" / "cpu_lanes.sh").read_text())
+    (repo / "resnet_nb" / "__init__.py").write_text("")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo)]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "x"], check=True)
+    fake = tmp_path / "fakepy"
+    fake.write_text(LANE_PY)
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    return repo
+
+
+def run_lanes(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHON": str(repo.parent / "fakepy"), "FAKE_LOG": str(repo.parent / "calls.txt"),
+                        "LANES_DIR": str(repo.parent / "lanes"), "RESULTS": str(repo.parent / "results"),
+                        "WAIT": "1", "STAGGER": "0"}
+    return subprocess.run(["bash", str(repo / "scripts" / "cpu_lanes.sh"), *args], env=env, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_cpu_lanes_run_each_grid_in_turn_from_a_frozen_worktree(lane_repo: Path) -> None:
+    (lane_repo / "resnet_nb" / "__init__.py").write_text("x = 1\n")  # uncommitted: not in the lanes
+    p = run_lanes(lane_repo, "2", "report", "precision10")
+    assert p.returncode == 0, p.stderr
+    assert "uncommitted changes; the lanes run HEAD" in p.stderr
+    head = subprocess.run(["git", "-C", str(lane_repo), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    frozen = lane_repo.parent / "lanes" / f"worktree-{head}"
+    assert (frozen / "resnet_nb" / "__init__.py").read_text() == ""  # HEAD, not the edited checkout
+    calls = [line.split("|") for line in (lane_repo.parent / "calls.txt").read_text().splitlines()]
+    assert {cwd for cwd, _, _ in calls} == {str(frozen)}
+    results = str(lane_repo.parent / "results")
+    checks = [c for _, _, c in calls if c.startswith("grid list")]
+    assert checks == [f"grid list {g} --ids --results {results}" for g in ("report", "precision10")]
+    runs = [(threads, c) for _, threads, c in calls if c.startswith("grid run")]
+    assert sorted(runs) == sorted([("1", f"grid run {g} --results {results} --quiet")
+                                   for g in ("report", "precision10")] * 2)  # each lane: one thread, both grids
+    logs = sorted((lane_repo.parent / "lanes" / "logs").iterdir())
+    assert len(logs) == 2 and all(re.findall(r"=== grid (\S+) exit 0", log.read_text()) == ["report", "precision10"]
+                                  for log in logs)  # in the order given
+    assert p.stdout.count("(stop: kill -- -") == 2
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["0", "report"], "LANES must be at least 1, got 0"),
+    (["two", "report"], "LANES must be a whole number, got 'two'"),
+    (["2"], "usage: scripts/cpu_lanes.sh LANES GRID"),
+    (["2", "report", "nope"], "unknown grid 'nope'"),
+])
+def test_cpu_lanes_refuse_bad_input_before_any_lane_starts(lane_repo: Path, args: list[str], message: str) -> None:
+    p = run_lanes(lane_repo, *args)
+    assert p.returncode == 2 and message in p.stderr
+    calls = lane_repo.parent / "calls.txt"
+    assert not calls.exists() or "grid run" not in calls.read_text()

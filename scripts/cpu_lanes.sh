@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Train what is left of one or more grids on this machine's CPU, in the background.
+#
+#   scripts/cpu_lanes.sh LANES GRID [GRID ...]       e.g. scripts/cpu_lanes.sh 2 report precision10
+#
+# LANES processes of one thread each, under `nice` (NICE, default 3), so the machine stays usable:
+# on a 2-core CPU two one-thread lanes finish more runs per hour than one process with two
+# threads (these nets are small: a second thread speeds one run up by far less than 2x). Each lane
+# runs `grid run GRID` for each GRID in turn; the runner's locks make the lanes take different runs
+# (a run another lane holds is skipped for the next one, partial runs first), so nothing is trained
+# twice. Records land in this checkout's results/ (RESULTS overrides), checkpoints in the package's
+# cache, so stopping loses at most the epoch in progress and a later call resumes.
+#
+# The lanes run a frozen worktree of HEAD (LANES_DIR/worktree-<sha>, default .lanes/): editing the
+# checkout while they train does not change the code a run started with, and the records name that
+# commit. Uncommitted changes to resnet_nb/ are therefore not in the lanes: a warning says so.
+# Logs: LANES_DIR/logs/. The script returns once the lanes have started (WAIT=1: once they end);
+# each lane is its own process group, printed with the command that stops it.
+# Needs RESNET_NB_DATA (or internet for the torchvision download).
+set -euo pipefail
+usage="usage: scripts/cpu_lanes.sh LANES GRID [GRID ...]   (LANES: a whole number >= 1)"
+[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
+lanes=$1; shift
+case $lanes in ''|*[!0-9]*) echo "LANES must be a whole number, got '$lanes'; $usage" >&2; exit 2;; esac
+[ "$lanes" -ge 1 ] || { echo "LANES must be at least 1, got $lanes; $usage" >&2; exit 2; }
+repo=$(cd "$(dirname "$0")/.." && pwd)
+py=${PYTHON:-$repo/.venv/bin/python}
+[ -x "$py" ] || py=$(command -v python3)
+results=$(mkdir -p "${RESULTS:-$repo/results}" && cd "${RESULTS:-$repo/results}" && pwd)
+work=${LANES_DIR:-$repo/.lanes}
+sha=$(git -C "$repo" rev-parse --short=12 HEAD)
+frozen=$work/worktree-$sha
+if [ ! -d "$frozen" ]; then
+  git -C "$repo" worktree add --quiet --detach "$frozen" HEAD
+fi
+if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no -- resnet_nb)" ]; then
+  echo "warning: resnet_nb/ has uncommitted changes; the lanes run HEAD ($sha) without them" >&2
+fi
+for grid in "$@"; do  # a bad grid name (or selection) fails here, before any lane starts
+  (cd "$frozen" && "$py" -m resnet_nb grid list "$grid" --ids --results "$results" >/dev/null)
+done
+mkdir -p "$work/logs"
+stamp=$(date +%Y%m%dT%H%M%S)
+pids=()
+for i in $(seq 1 "$lanes"); do
+  log=$work/logs/$stamp-lane$i.log
+  # setsid: the lane is its own process group (stopped as one) and outlives this shell
+  setsid nohup env OMP_NUM_THREADS=1 bash -c '
+    cd "$1" || exit 1
+    py=$2 results=$3 nice=$4; shift 4
+    for grid in "$@"; do
+      echo "=== grid $grid $(date -Is)"
+      nice -n "$nice" "$py" -m resnet_nb grid run "$grid" --results "$results" --quiet
+      echo "=== grid $grid exit $? $(date -Is)"
+    done' lane "$frozen" "$py" "$results" "${NICE:-3}" "$@" >"$log" 2>&1 </dev/null &
+  pids+=($!)
+  echo "lane $i: process group $! (stop: kill -- -$!), log $log"
+  [ "$i" -eq "$lanes" ] || sleep "${STAGGER:-5}"  # the next lane starts once this one has claimed a run
+done
+echo "code: $frozen (HEAD $sha); records: $results"
+if [ -n "${WAIT:-}" ]; then
+  for pid in "${pids[@]}"; do
+    while kill -0 "$pid" 2>/dev/null; do sleep 1; done
+  done
+fi
