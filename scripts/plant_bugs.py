@@ -58,7 +58,9 @@ MUTANTS = [
  ("derived-bootstrap-only", "resnet_nb/stats.py", "min(boot.lo, delta.lo), max(boot.hi, delta.hi)", "boot.lo, boot.hi"),
  ("delta-dof-pooled", "resnet_nb/stats.py", "    dof = var**2 / sum(c**2 / d for c, d in parts)\n", "    dof = sum(d for _, d in parts)\n"),
  ("resume-forgets-segments", "resnet_nb/checkpoints.py", 'earlier = [dict(s) for s in (state or {}).get("segments") or []]', "earlier = []"),
- ("trained-on-final-device", "resnet_nb/records.py", 'names = list(dict.fromkeys(s["device_name"] for s in logged)) or [provenance["device_name"]]', 'names = [provenance["device_name"]]'),
+ ("trained-on-final-device", "resnet_nb/records.py", 'names = list(dict.fromkeys(canonical_device_name(s["device_name"]) for s in logged)) \\\n        or [canonical_device_name(provenance["device_name"])]', 'names = [canonical_device_name(provenance["device_name"])]'),
+ ("one-thread-spelt-two-ways", "resnet_nb/provenance.py", 'return re.sub(r" \\(1 threads\\)$", " (1 thread)", name)', "return name"),
+ ("stand-in-from-any-device", "resnet_nb/grids.py", 'same = (prov["precision"], trained_on(prov)[1]) == (run.precision, canonical_device_name(device_name))', 'same = prov["precision"] == run.precision'),
  ("precision-margin-10pt", "resnet_nb/claims.py", "verdict, why = stats.equivalence_verdict(effect, SIMILAR_MARGIN_PT)", "verdict, why = stats.equivalence_verdict(effect, 10 * SIMILAR_MARGIN_PT)"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
