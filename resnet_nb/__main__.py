@@ -325,9 +325,10 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     is 1 when any run was refused.
     """
     here = device_name(resolve_device(args.device))
-    todo = pending(runs, args.results, args.checkpoints, here)
+    states = run_states(runs, args.results, args.checkpoints, here)
+    todo = pending(runs, states=states)
     limit = len(todo) if args.max_runs is None else min(args.max_runs, len(todo))
-    covered = covered_text(run_states(runs, args.results, args.checkpoints, here))
+    covered = covered_text(states)
     print(f"{limit} run(s) to do in grid {args.name!r}{covered and f' ({covered[2:]}, not trained again)'}",
           flush=True)
     if not todo:

@@ -184,14 +184,16 @@ def run_states(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: 
 
 
 def pending(runs: list[RunConfig], results: Path = RESULTS_DIR, checkpoints: Path | None = None,
-            device_name: str | None = None) -> list[RunConfig]:
+            device_name: str | None = None, states: dict[RunConfig, str] | None = None) -> list[RunConfig]:
     """Runs without a record; partial runs first (finish what was started), then priority order.
 
     A run whose record is invalid is not pending (it would be refused, never overwritten): it is
     reported by path and left out. Neither is a run another grid's record made on ``device_name``
-    stands in for (:func:`stand_in`).
+    stands in for (:func:`stand_in`). ``states`` (from :func:`run_states`) saves reading the
+    records again, and warning twice about an invalid one, where the caller has them already.
     """
-    states = run_states(runs, results, checkpoints, device_name)
+    if states is None:
+        states = run_states(runs, results, checkpoints, device_name)
     todo = [r for r in runs if states[r] not in ("done", "covered", "invalid")]
     return sorted(todo, key=lambda r: states[r] != "partial")
 

@@ -186,6 +186,20 @@ def test_grid_list_reports_a_corrupt_record_and_goes_on(tmp_path: Path) -> None:
     assert p.returncode == 0 and p.stdout == "", p.stdout
 
 
+def test_grid_run_warns_once_about_a_corrupt_record_and_leaves_it(tmp_path: Path) -> None:
+    # the run's record is invalid: not pending (never overwritten), named once on stderr, data never loaded
+    bad = tmp_path / "report" / "resnet20-A_report_s0.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("[]")
+    p = cli("grid", "run", "report", "--results", str(tmp_path), "--device", "cpu", "--seeds", "0",
+            "--only", "resnet20-A*")
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    assert sum(str(bad) in line and "skipped" in line for line in p.stderr.splitlines()) == 1, p.stderr
+    assert p.stdout.splitlines()[0] == "0 run(s) to do in grid 'report'"
+    assert bad.read_text() == "[]"
+
+
 def test_grid_run_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # every selected run already has a record: lists nothing to do and never loads data
     # (RESNET_NB_DATA is unset, torchvision not reached)
