@@ -463,6 +463,15 @@ def precision_pairs(frames: Frames, model: str, metric: str = "test_acc") -> pd.
                          "bf16": pairs[f"{metric} bf16"].astype(float) * scale}).reset_index(drop=True)
 
 
+def precision_pair_table(frames: Frames, models: Sequence[str], metric: str = "test_acc") -> pd.DataFrame:
+    """:func:`precision_pairs` of each of ``models``, in that order, in one table with a ``model`` column
+    first (a model without a pair has no row)."""
+    tables = [precision_pairs(frames, m, metric).assign(model=m) for m in models]
+    columns = ["model", "seed", "device", "grid fp32", "grid bf16", "fp32", "bf16"]
+    rows = [t[columns] for t in tables if not t.empty]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+
+
 def precision_effect(frames: Frames, model: str, metric: str = "test_acc") -> Comparison | None:
     """fp32 − bf16 at the last epoch over the seeds that pair (:func:`precision_pairs`); paired t."""
     pairs = precision_pairs(frames, model, metric)

@@ -181,6 +181,20 @@ def test_precision_pairs_borrow_the_report_grids_bf16_run_of_the_same_seed_and_d
     assert claims.precision_pairs([frames[0].iloc[0:0]], "plain56").empty
 
 
+def test_precision_pair_table_lists_each_models_pairs_under_its_name() -> None:
+    frames = [_precision_frame("plain56", [0.44, 0.50], "fp32", epochs=2),
+              _precision_frame("plain56", [0.56, 0.59], "bf16", epochs=2),
+              _precision_frame("resnet56-A", [0.80], "fp32", epochs=2, first_seed=1),
+              _precision_frame("resnet56-A", [0.79, 0.78], "bf16", epochs=2)]
+    table = claims.precision_pair_table(frames, ["resnet56-A", "plain56", "resnet20-A"])
+    assert list(table.columns) == ["model", "seed", "device", "grid fp32", "grid bf16", "fp32", "bf16"]
+    assert list(zip(table["model"], table["seed"])) == [("resnet56-A", 1), ("plain56", 0), ("plain56", 1)]
+    assert list(table["fp32"]) == pytest.approx([80.0, 44.0, 50.0])
+    assert list(table["bf16"]) == pytest.approx([78.0, 56.0, 59.0])
+    empty = claims.precision_pair_table(frames, ["resnet20-A"])
+    assert empty.empty and list(empty.columns) == list(table.columns)
+
+
 def test_precision_sentence_says_its_n_and_gives_no_interval_for_one_pair() -> None:
     df = pd.concat([_precision_frame("plain56", [0.50, 0.56, 0.55], "fp32"),
                     _precision_frame("plain56", [0.58, 0.57, 0.59], "bf16")], ignore_index=True)
