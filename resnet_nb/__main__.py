@@ -299,11 +299,13 @@ def cmd_grid(args: argparse.Namespace) -> int:
               "here yet)")
         states = run_states(runs, args.results, args.checkpoints, dev_name)
         for r, state in states.items():
-            if state != "done" and lock_holder(record_path(r, args.results)) is not None:
+            holder = None if state == "done" else lock_holder(record_path(r, args.results))
+            if holder is not None:
                 state = "running"
             finished = state in ("done", "covered", "invalid")
             est = None if finished else estimate_seconds(
-                r, dev_name, args.results, args.checkpoints, run_precision(r, dev))
+                r, dev_name, args.results, args.checkpoints, run_precision(r, dev),
+                elapsed=holder.get("age", 0.0) if holder else 0.0)
             if est is None and not finished:  # nothing ran here yet: time a few steps
                 est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0

@@ -31,7 +31,8 @@ EVAL_OVERHEAD = 1.15  # the test pass after each epoch, relative to the training
 
 
 def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_DIR,
-                     checkpoints: Path | None = None, precision: str | None = None) -> tuple[float, bool] | None:
+                     checkpoints: Path | None = None, precision: str | None = None,
+                     elapsed: float = 0.0) -> tuple[float, bool] | None:
     """Seconds left for ``run`` on ``device_name``, and whether the figure is scaled from other records.
 
     Preferred: epochs left x mean epoch time of this run's checkpoint and of finished runs of the same
@@ -50,6 +51,9 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     ``precision`` (the run's resolved precision, ``fp32``/``bf16``), when given, admits only records
     made in it: on a CPU fp32 trains about 1.5x slower than bf16, so a bf16 record would promise an
     fp32 run too early. None then means no record in that precision (the caller probes instead).
+
+    ``elapsed``: seconds a running run has already spent on the epoch in progress (the age of its
+    lock, which is refreshed at the end of each epoch); up to one epoch's worth comes off the total.
     """
     device_name = canonical_device_name(device_name)  # as trained_on names the records' devices
     recipe = run.recipe_obj()
@@ -68,18 +72,21 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
                 and trained_on(rec["provenance"])[1] == device_name:
             per_epoch += [r["seconds"] for r in rec["history"]]
     epochs_left = max(0, epochs - len(done))
+    def left(epoch_seconds: float) -> float:
+        return epochs_left * epoch_seconds - (min(elapsed, epoch_seconds) if epochs_left else 0.0)
+
     if per_epoch:
-        return epochs_left * statistics.fmean(per_epoch), False
+        return left(statistics.fmean(per_epoch)), False
     transferred = _from_other_device(run.model, params, device_name, records)
     if transferred is not None:
-        return epochs_left * transferred, True
+        return left(transferred), True
     # a stacked record's epoch trains seed_parallel (K) runs at once: K x the images in its seconds
     rates = [rec["provenance"]["train_size"] * rec["provenance"].get("seed_parallel", 1)
              * _macs(rec["config"]["model"]) / statistics.fmean(r["seconds"] for r in rec["history"])
              for rec in records if _same_device(trained_on(rec["provenance"])[1], device_name)]
     if not rates:
         return None
-    return epochs_left * train_images * _macs(run.model) / statistics.median(rates), True
+    return left(train_images * _macs(run.model) / statistics.median(rates)), True
 
 
 def _from_other_device(model: str, params: dict, device_name: str, records: list[dict]) -> float | None:

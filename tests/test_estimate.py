@@ -62,6 +62,20 @@ def test_estimate_from_same_config_on_same_device(tmp_path: Path) -> None:
         assert estimate_seconds(todo, spelling, tmp_path, tmp_path / "ck") == (600.0, False)
 
 
+def test_estimate_of_a_running_run_takes_off_the_epoch_in_progress(tmp_path: Path) -> None:
+    """A running run has spent its lock's age on the current epoch: that comes off, at most one epoch."""
+    done, todo = RunConfig("report", "resnet20-A", "report", 0), RunConfig("report", "resnet20-A", "report", 1)
+    write_record(record_path(done, tmp_path), _timed_record(done, 30.0, "cpu X (2 threads)"))
+    device = "cpu X (2 threads)"
+    assert estimate_seconds(todo, device, tmp_path, tmp_path / "ck", elapsed=12.0) == (288.0, False)
+    assert estimate_seconds(todo, device, tmp_path, tmp_path / "ck", elapsed=95.0) == (270.0, False)  # capped
+    # scaled estimates (here by MACs, from another thread count) take it off the same way
+    plain = RunConfig("report", "plain56", "report", 0)
+    full, _ = estimate_seconds(plain, "cpu X (1 thread)", tmp_path, tmp_path / "ck")
+    assert estimate_seconds(plain, "cpu X (1 thread)", tmp_path, tmp_path / "ck", elapsed=20.0) \
+        == (pytest.approx(full - 20.0), True)
+
+
 def test_estimate_scaled_by_macs_from_other_models(tmp_path: Path) -> None:
     """No record of plain56 on this CPU: scale resnet20-A's throughput there (other thread count) by MACs."""
     done, todo = RunConfig("report", "resnet20-A", "report", 0), RunConfig("report", "plain56", "report", 0)
