@@ -70,7 +70,8 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     for rec in records:  # any grid: the same model and recipe cost the same
         if rec["config"]["model"] == run.model and rec["config"]["recipe_params"] == params \
                 and trained_on(rec["provenance"])[1] == device_name:
-            per_epoch += [r["seconds"] for r in rec["history"]]
+            k = rec["provenance"].get("seed_parallel", 1)  # a stacked record's epoch trains K runs: 1/K each,
+            per_epoch += [r["seconds"] / k for r in rec["history"]]  # as the throughput below counts it
     epochs_left = max(0, epochs - len(done))
     def left(epoch_seconds: float) -> float:
         return epochs_left * epoch_seconds - (min(elapsed, epoch_seconds) if epochs_left else 0.0)

@@ -119,6 +119,9 @@ def test_a_stacked_record_counts_its_k_runs_in_the_throughput(tmp_path: Path) ->
     seconds, scaled = estimate_seconds(todo, "GPU Y", tmp_path, tmp_path / "ck")
     macs = {k: count_macs(build_model(ModelSpec.from_key(k))) for k in ("resnet20-A", "plain56")}
     assert scaled and seconds == pytest.approx(10 * 30.0 * macs["plain56"] / macs["resnet20-A"])
+    # the same model and recipe: each of its epochs is 2 runs' worth, 30 s of one run's (not 60)
+    assert estimate_seconds(RunConfig("report", "resnet20-A", "report", 2), "GPU Y", tmp_path, tmp_path / "ck") \
+        == (pytest.approx(300.0), False)
 
 
 def test_estimate_counts_only_epochs_left_of_a_partial_run(tiny_data, tmp_path: Path) -> None:
