@@ -4,6 +4,7 @@ makes it), and where the records came from (hardware, precision, data, wall time
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import pandas as pd
@@ -89,15 +90,34 @@ def hardware_text(df: pd.DataFrame) -> str:
     return ", ".join(f"{dev} ({prec})" for dev, prec in pairs.itertuples(index=False))
 
 
-def grid_status(df: pd.DataFrame, grid: str) -> str:
-    """One Markdown sentence: how many runs of ``grid`` have a record, and the command that makes the rest."""
+def grid_status(df: pd.DataFrame, grid: str, other: pd.DataFrame | None = None) -> str:
+    """One Markdown sentence: how many runs of ``grid`` have a record, and the command that makes the rest.
+
+    ``other``: the records of the grid whose runs stand in for ``grid``'s (:data:`grids.STAND_INS`).
+    One of them counts for a missing run when it is that run at the precision the run fixes, made on a
+    machine that made records of ``grid`` itself, as :func:`grids.stand_in` decides for ``grid list``.
+    """
     runs = grid_runs(grid)
-    done = len(set(df["run_id"]) & {r.run_id for r in runs}) if len(df) else 0
+    own = set(df["run_id"]) if len(df) else set()
+    done = sum(r.run_id in own for r in runs)
     if done == len(runs):
         return f"Grid `{grid}`: all {len(runs)} runs have a record."
-    other = STAND_INS.get(grid)
-    borrowed = (f" of their own; where grid `{other}` has made one of them at the same precision on the machine "
-                "you run on, its record stands in (`grid list` marks the run covered)") if other else ""
-    return (f"Grid `{grid}`: {done} of {len(runs)} runs have a record{borrowed}; `python -m resnet_nb grid run "
-            f"{grid}` makes the rest (`python -m resnet_nb grid list {grid}` estimates how long on your machine; "
-            "on a GPU, `scripts/gpu_session.sh`).")
+    name = STAND_INS.get(grid)
+    rest = (f"`python -m resnet_nb grid run {grid}` makes the rest (`python -m resnet_nb grid list {grid}` estimates "
+            "how long on your machine; on a GPU, `scripts/gpu_session.sh`).")
+    if name is None:
+        return f"Grid `{grid}`: {done} of {len(runs)} runs have a record; {rest}"
+    devices = sorted(set(df["device_name"])) if len(df) else []
+    made = set() if other is None or not len(other) else set(
+        zip(other["run_id"], other["precision"], other["device_name"]))
+    covered = sum(any((dataclasses.replace(r, grid=name, precision=None).run_id, r.precision, d) in made
+                      for d in devices) for r in runs if r.run_id not in own)
+    text = f"Grid `{grid}`: {done} of {len(runs)} runs have a record of their own"
+    if covered:
+        text += (f", and grid `{name}`'s records stand in for {covered} more (the same run at the same precision, "
+                 f"made on {' / '.join(devices)}, where this grid's own runs ran; `grid list` marks them covered)")
+    if done + covered == len(runs):
+        return text + (f": none is left to train on that machine. On another, `python -m resnet_nb grid run {grid}` "
+                       "makes its own pairs (`python -m resnet_nb grid list {grid}` says which and how long).")
+    return text + (f"; where grid `{name}` has made one of them at the same precision on the machine you run on, its "
+                   f"record stands in (`grid list` marks the run covered); {rest}")

@@ -197,3 +197,27 @@ def test_grid_status_counts_runs_of_the_grid() -> None:
     assert "1 of 12 runs" in coverage.grid_status(df, "precision10")
     # a grid nothing stands in for says only what it has
     assert coverage.grid_status(df.iloc[0:0], "precision").startswith("Grid `precision`: 0 of 6 runs have a record; ")
+
+
+def test_grid_status_counts_the_report_runs_that_stand_in_on_the_grids_own_machine() -> None:
+    """precision10 pairs on one machine: a report record counts for a missing run only when it is that run, at
+    the run's precision, made where precision10's own records were made."""
+    from resnet_nb.grids import grid_runs
+
+    runs = grid_runs("precision10")
+    own = [r for r in runs if r.precision == "fp32" or r.seed == 0]  # 8 runs; bf16 of seeds 1, 2 missing
+    df = make_results({"plain56": [0.5]}, seeds=1, epochs=1, device="CPU X")
+    df = pd.concat([df.assign(run_id=r.run_id) for r in own], ignore_index=True)
+    twins = make_results({"plain56": [0.5]}, seeds=1, epochs=1, device="CPU X")  # bf16, as make_results makes
+    report = pd.concat([twins.assign(run_id=f"{m}_report_s{k}") for m in ("plain56", "resnet56-A") for k in (1, 2)],
+                       ignore_index=True)
+    text = coverage.grid_status(df, "precision10", report)
+    assert text.startswith("Grid `precision10`: 8 of 12 runs have a record of their own, and grid `report`'s "
+                           "records stand in for 4 more (the same run at the same precision, made on CPU X, ")
+    assert "none is left to train on that machine" in text
+    # made on another machine, or at the other precision: not the same run, so it does not count
+    elsewhere = report.assign(device_name=["GPU Y"] + ["CPU X"] * (len(report) - 1))
+    text = coverage.grid_status(df, "precision10", elsewhere)
+    assert "stand in for 3 more" in text and "none is left" not in text and "makes the rest" in text
+    assert "stand in for" not in coverage.grid_status(df, "precision10", report.assign(precision="fp32"))
+    assert coverage.grid_status(df, "precision10", report.iloc[0:0]) == coverage.grid_status(df, "precision10")
