@@ -4,12 +4,11 @@ makes it), and where the records came from (hardware, precision, data, wall time
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 import pandas as pd
 
-from .grids import STAND_INS, grid_runs
+from .grids import STAND_INS, grid_runs, stand_in_run
 from .stats import MIN_SEEDS
 
 
@@ -110,8 +109,9 @@ def grid_status(df: pd.DataFrame, grid: str, other: pd.DataFrame | None = None) 
     devices = sorted(set(df["device_name"])) if len(df) else []
     made = set() if other is None or not len(other) else set(
         zip(other["run_id"], other["precision"], other["device_name"]))
-    covered = sum(any((dataclasses.replace(r, grid=name, precision=None).run_id, r.precision, d) in made
-                      for d in devices) for r in runs if r.run_id not in own)
+    twins = [(r, stand_in_run(r)) for r in runs if r.run_id not in own]
+    covered = sum(twin is not None and any((twin.run_id, r.precision, d) in made for d in devices)
+                  for r, twin in twins)
     text = f"Grid `{grid}`: {done} of {len(runs)} runs have a record of their own"
     if covered:
         text += (f", and grid `{name}`'s records stand in for {covered} more (the same run at the same precision, "

@@ -104,6 +104,14 @@ def checkpoint_path(run: RunConfig, checkpoints: Path | None = None) -> Path:
 STAND_INS = {"precision10": "report"}
 
 
+def stand_in_run(run: RunConfig) -> RunConfig | None:
+    """The run of another grid (:data:`STAND_INS`) that is ``run`` when made at ``run``'s precision, or None."""
+    other = STAND_INS.get(run.grid)
+    if other is None or run.precision is None:
+        return None
+    return dataclasses.replace(run, grid=other, precision=None)
+
+
 def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | None = None) -> Path | None:
     """The record of another grid (:data:`STAND_INS`) that is ``run`` trained on ``device_name``, if any.
 
@@ -112,10 +120,9 @@ def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | Non
     it again would repeat it. Without a ``device_name`` nothing stands in. An invalid record raises
     RecordError.
     """
-    other = STAND_INS.get(run.grid)
-    if other is None or run.precision is None or device_name is None:
+    twin = stand_in_run(run)
+    if twin is None or device_name is None:
         return None
-    twin = dataclasses.replace(run, grid=other, precision=None)
     path = record_path(twin, results)
     if not path.exists():
         return None
