@@ -176,7 +176,9 @@ def _add_seed_parallel_option(p: argparse.ArgumentParser) -> None:
 
 def _add_selection_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("name", choices=GRIDS, help="the grid: report (the student report's), paper (the paper's "
-                                               "CIFAR-10 table), precision (fp32 vs bf16, 1 epoch), precision10 "
+                                               "CIFAR-10 table, 64k iterations), paper8k (the paper's recipe at 1/8 of its "
+                                               "length: plain and ResNet-20..56, 3 seeds), precision (fp32 vs bf16, "
+                                               "1 epoch), precision10 "
                                                "(fp32 vs bf16, plain-56 and ResNet-56, 10 epochs)")
     p.add_argument("--seeds", type=argument_type(parse_seeds),
                    help=f"e.g. 0-4 or 0,1; at most {MAX_SEEDS}, each >= 0 (default: the grid's)")

@@ -43,6 +43,7 @@ class RunConfig:
     epochs: int | None = None  # None: the recipe's own
     train_size: int | None = None  # None: all training images
     precision: str | None = None  # None: the device's default (recorded in provenance); else fixed
+    iterations: int | None = None  # None: the recipe's own; else a shortened (or longer) run of it
 
     @property
     def spec(self) -> ModelSpec:
@@ -51,6 +52,7 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         extra = (f"_e{self.epochs}" if self.epochs is not None else "") + (
+            f"_it{self.iterations}" if self.iterations is not None else "") + (
             f"_n{self.train_size}" if self.train_size is not None else "") + (
             f"_{self.precision}" if self.precision is not None else "")
         return f"{self.model}_{self.recipe}{extra}_s{self.seed}"  # the seed last: config_id strips it
@@ -61,7 +63,7 @@ class RunConfig:
         return self.run_id.rsplit("_s", 1)[0]
 
     def recipe_obj(self):  # noqa: ANN201 - Recipe
-        return get_recipe(self.recipe, epochs=self.epochs, train_size=self.train_size)
+        return get_recipe(self.recipe, epochs=self.epochs, train_size=self.train_size, iterations=self.iterations)
 
 
 def record_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path:
@@ -80,8 +82,12 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
     record = {
         "format": RECORD_FORMAT,
         "run_id": run.run_id,
+        # the schedule as trained (steps per epoch, total iterations): figures read the learning-rate
+        # drops from here, not from today's recipe table
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj()),
-                                             "planned_epochs": setup["epochs"]},
+                                             "planned_epochs": setup["epochs"],
+                                             "steps_per_epoch": setup.get("steps_per_epoch"),
+                                             "total_iterations": setup.get("total_iterations")},
         "history": history,
         "provenance": env | {
             "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],
@@ -108,7 +114,7 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
     try:
         cfg = record["config"]
         run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], int(cfg["seed"]), cfg.get("epochs"),
-                        cfg.get("train_size"), cfg.get("precision"))
+                        cfg.get("train_size"), cfg.get("precision"), cfg.get("iterations"))
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{where}: bad config ({exc})") from None
     if run.run_id != record["run_id"]:

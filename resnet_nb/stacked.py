@@ -246,7 +246,6 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
 
     graphed = GraphedStep(stacked, optimizer, dev, prec, loss_fn=stacked_loss) if use_graph else None
     iteration = start_epoch * steps_per_epoch
-    n = len(train_y)
     for epoch in range(start_epoch, epochs):
         stacked.train()
         batches.set_epoch(epoch)
@@ -256,7 +255,10 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
         lr = math.nan
         bar = tqdm(batches, total=steps_per_epoch, desc=f"{spec.key} x{k} epoch {epoch + 1}/{epochs}",
                    leave=False, disable=not progress, unit="batch")
+        seen = 0
         for x, y in bar:
+            if iteration >= total_iterations:  # as in train.train_epoch: stop at the recipe's iteration count
+                break
             lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, spec.depth, lr)
             if graphed is not None:
                 _, out = graphed(x, y)
@@ -266,9 +268,10 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
                 loss_sum += per_seed_loss(out.float(), y) * y.shape[1]
                 correct += (out.argmax(-1) == y).sum(1)
             iteration += 1
+            seen += y.shape[1]
         bar.close()
         train_seconds = time.perf_counter() - t0
-        losses, accs = (loss_sum / n).tolist(), (correct / n).tolist()
+        losses, accs = (loss_sum / seen).tolist(), (correct / seen).tolist()
         rows = []
         for i, (test_loss, test_acc) in enumerate(evaluate_stacked(stacked, test, prec)):
             # the single-run rule, per seed: one diverged seed stops the group (the last good checkpoint stays)
@@ -276,13 +279,13 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
                              Path(checkpoint) if checkpoint is not None else None)
             rows.append({"epoch": epoch + 1, "train_loss": losses[i], "train_acc": accs[i], "test_loss": test_loss,
                          "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
-                         "train_images_per_s": n / train_seconds})
+                         "train_images_per_s": seen / train_seconds})
         for history, row in zip(histories, rows, strict=True):
             history.append(row)
         log.epoch_done(epoch + 1)
         if progress:
             tqdm.write(f"{spec.key} seeds {seeds} epoch {epoch + 1}/{epochs}: test acc "
-                       + " ".join(f"{r['test_acc']:.4f}" for r in rows) + f" | {k * n / train_seconds:.0f} img/s")
+                       + " ".join(f"{r['test_acc']:.4f}" for r in rows) + f" | {k * seen / train_seconds:.0f} img/s")
         if checkpoint is not None:
             save_checkpoint(Path(checkpoint), {
                 "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, "histories": histories,

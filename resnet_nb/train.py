@@ -89,9 +89,20 @@ RECIPES: dict[str, Recipe] = {
 
 
 def get_recipe(name: str, **overrides: Any) -> Recipe:
+    """A named recipe with some fields overridden (``None`` keeps the recipe's own value).
+
+    ``iterations`` shortens (or lengthens) a recipe given in iterations: its learning-rate drops stay at
+    the same fractions of the run (the paper's 50 % and 75 %).
+    """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
-    return RECIPES[name].with_overrides(**overrides)
+    recipe = RECIPES[name]
+    if overrides.get("iterations") is not None:
+        if recipe.iterations is None:
+            raise ValueError(f"recipe {name!r} is given in epochs; override its epochs, not its iterations")
+        if int(overrides["iterations"]) < 1:
+            raise ValueError(f"iterations must be >= 1, got {overrides['iterations']}")
+    return recipe.with_overrides(**overrides)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -383,10 +394,9 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
         t0 = time.perf_counter()
         bar = tqdm(desc=f"{spec.key} epoch {epoch + 1}/{epochs}", total=steps_per_epoch, leave=False,
                    disable=not progress, unit="batch")
-        train_loss, train_acc, lr = train_epoch(model, step, optimizer, train, recipe, epoch, total_iterations,
-                                                spec.depth, on_step=bar.update)
+        train_loss, train_acc, lr, n = train_epoch(model, step, optimizer, train, recipe, epoch, total_iterations,
+                                                   spec.depth, on_step=bar.update)
         bar.close()
-        n = len(train.y)
         train_seconds = time.perf_counter() - t0
         test_loss, test_acc = evaluate(model, test, prec)
         check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc,
@@ -444,21 +454,28 @@ def train_epoch(model: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], t
                 total_iterations: int, depth: int,
                 on_step: Callable[[], object] = lambda: None) -> tuple[float, float, float]:
     """One epoch of ``step`` over ``train`` (its batches for ``epoch``), the learning rate following the
-    recipe; (mean training loss over the epoch's images, training accuracy, the last learning rate)."""
+    recipe; (mean training loss over the images the epoch trained on, training accuracy, the last
+    learning rate, the number of those images).
+
+    The run stops at ``total_iterations`` exactly, so a recipe given in iterations (the paper's 64k, or
+    a fraction of it) ends inside its last epoch instead of training that epoch to its end.
+    """
     model.train()
     train.set_epoch(epoch)
     loss_sum = torch.zeros((), device=train.device)
     correct = torch.zeros((), device=train.device, dtype=torch.long)
-    lr, iteration = math.nan, epoch * len(train)
+    lr, iteration, seen = math.nan, epoch * len(train), 0
     for x, y in train:
+        if iteration >= total_iterations:
+            break
         lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, depth, lr)
         loss, out = step(x, y)
         loss_sum += loss.detach() * len(y)  # the step's loss is a batch mean: weight it by the batch size
         correct += (out.argmax(1) == y).sum()
         iteration += 1
+        seen += len(y)
         on_step()
-    n = len(train.y)
-    return loss_sum.item() / n, correct.item() / n, lr
+    return loss_sum.item() / seen, correct.item() / seen, lr, seen
 
 
 class DivergedError(FloatingPointError):

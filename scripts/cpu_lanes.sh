@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Train what is left of one or more grids on this machine's CPU, in the background.
 #
-#   scripts/cpu_lanes.sh LANES GRID [GRID ...]       e.g. scripts/cpu_lanes.sh 2 report precision10
+#   scripts/cpu_lanes.sh LANES GRID[:GLOBS] [...]    e.g. scripts/cpu_lanes.sh 2 report precision10
+#
+# GRID:GLOBS takes only the grid's runs whose ids match the comma-separated globs (`grid run --only`),
+# e.g. `paper8k paper:resnet20-A_paper_s0,plain20_paper_s0` (the shortened grid, then two full-length runs).
 #
 # LANES processes of one thread each, under `nice` (NICE, default 3), so the machine stays usable:
 # on a 2-core CPU two one-thread lanes finish more runs per hour than one process with two
@@ -18,7 +21,7 @@
 # each lane is its own process group, printed with the command that stops it.
 # Needs RESNET_NB_DATA (or internet for the torchvision download).
 set -euo pipefail
-usage="usage: scripts/cpu_lanes.sh LANES GRID [GRID ...]   (LANES: a whole number >= 1)"
+usage="usage: scripts/cpu_lanes.sh LANES GRID[:GLOBS] [...]   (LANES: a whole number >= 1)"
 [ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 lanes=$1; shift
 case $lanes in ''|*[!0-9]*) echo "LANES must be a whole number, got '$lanes'; $usage" >&2; exit 2;; esac
@@ -36,8 +39,9 @@ fi
 if [ -n "$(git -C "$repo" status --porcelain --untracked-files=no -- resnet_nb)" ]; then
   echo "warning: resnet_nb/ has uncommitted changes; the lanes run HEAD ($sha) without them" >&2
 fi
-for grid in "$@"; do  # a bad grid name (or selection) fails here, before any lane starts
-  (cd "$frozen" && "$py" -m resnet_nb grid list "$grid" --ids --results "$results" >/dev/null)
+for sel in "$@"; do  # a bad grid name (or selection) fails here, before any lane starts
+  only=(); [ "${sel#*:}" = "$sel" ] || only=(--only "${sel#*:}")
+  (cd "$frozen" && "$py" -m resnet_nb grid list "${sel%%:*}" "${only[@]}" --ids --results "$results" >/dev/null)
 done
 mkdir -p "$work/logs"
 stamp=$(date +%Y%m%dT%H%M%S)
@@ -48,10 +52,11 @@ for i in $(seq 1 "$lanes"); do
   setsid nohup env OMP_NUM_THREADS=1 bash -c '
     cd "$1" || exit 1
     py=$2 results=$3 nice=$4; shift 4
-    for grid in "$@"; do
-      echo "=== grid $grid $(date -Is)"
-      nice -n "$nice" "$py" -m resnet_nb grid run "$grid" --results "$results" --quiet
-      echo "=== grid $grid exit $? $(date -Is)"
+    for sel in "$@"; do
+      only=(); [ "${sel#*:}" = "$sel" ] || only=(--only "${sel#*:}")
+      echo "=== grid $sel $(date -Is)"
+      nice -n "$nice" "$py" -m resnet_nb grid run "${sel%%:*}" "${only[@]}" --results "$results" --quiet
+      echo "=== grid $sel exit $? $(date -Is)"
     done' lane "$frozen" "$py" "$results" "${NICE:-3}" "$@" >"$log" 2>&1 </dev/null &
   pids+=($!)
   echo "lane $i: process group $! (stop: kill -- -$!), log $log"

@@ -317,3 +317,72 @@ def test_run_precision_is_used_and_recorded(tiny_data, tmp_path: Path) -> None:
     assert record["provenance"]["precision"] == "fp32"
     assert record["run_id"].endswith("_fp32_s0")
     assert read_record(record_path(run, tmp_path), run)["config"]["precision"] == "fp32"
+
+
+def test_paper8k_grid_is_the_shortened_paper_recipe_in_priority_order() -> None:
+    runs = grid_runs("paper8k")
+    assert len(runs) == 24 and len(set(runs)) == 24
+    assert [r.run_id for r in runs[:4]] == ["resnet20-A_paper_it8000_s0", "plain20_paper_it8000_s0",
+                                            "resnet56-A_paper_it8000_s0", "plain56_paper_it8000_s0"]
+    assert [r.seed for r in runs] == [0] * 8 + [1] * 8 + [2] * 8
+    assert {r.model for r in runs} == {f"{a}{d}" for a in ("resnet", "plain") for d in (20, 32, 44, 56)} - {
+        f"resnet{d}" for d in (20, 32, 44, 56)} | {f"resnet{d}-A" for d in (20, 32, 44, 56)}
+    recipe = runs[0].recipe_obj()
+    paper = RunConfig("paper", "resnet20-A", "paper", 0).recipe_obj()
+    # only the length changes: the drops stay at 50 % / 75 % of the (shorter) run
+    assert recipe == dataclasses.replace(paper, iterations=8000)
+    assert recipe.lr_at(3999, 8000, 20) == pytest.approx(0.1) and recipe.lr_at(4000, 8000, 20) == pytest.approx(0.01)
+    assert recipe.lr_at(6000, 8000, 20) == pytest.approx(0.001)
+
+
+def test_record_keeps_iterations_schedule_and_seed0_weights(tiny_data, tmp_path: Path) -> None:
+    """A run of a weights-keeping grid: the record names its iteration count and schedule, seed 0 keeps its
+    final weights (fp16, sealed), which load without running code and give the record's test accuracy back."""
+    import torch
+
+    from resnet_nb.checkpoints import load_weights
+    from resnet_nb.grids import weights_path
+    from resnet_nb.models import build_model
+    from resnet_nb.train import evaluate, make_loaders, resolve_device
+
+    run = RunConfig("paper", "resnet8-A", "paper", 0, iterations=3)
+    kw = run_kw(tmp_path)
+    record = run_one(run, tiny_data, **kw)
+    assert record["run_id"] == "resnet8-A_paper_it3_s0"
+    cfg = record["config"]
+    assert (cfg["iterations"], cfg["recipe_params"]["iterations"], cfg["total_iterations"]) == (3, 3, 3)
+    assert cfg["steps_per_epoch"] >= 1 and cfg["planned_epochs"] == -(-3 // cfg["steps_per_epoch"])
+    assert read_record(record_path(run, kw["results"]), run) == record
+    path = weights_path(run, kw["results"])
+    assert path == kw["results"] / "paper" / "weights" / "resnet8-A_paper_it3_s0.pt" and path.exists()
+    state = load_weights(path, run.run_id)
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    model = build_model(run.spec)
+    model.load_state_dict(state)
+    _, test = make_loaders(run.recipe_obj(), tiny_data, 0, resolve_device("cpu"), False)
+    _, acc = evaluate(model, test)
+    assert acc == pytest.approx(record["history"][-1]["test_acc"], abs=0.02)  # fp16 weights: up to one image
+    assert weights_path(dataclasses.replace(run, seed=1), kw["results"]) is None
+    assert weights_path(dataclasses.replace(run, grid="report"), kw["results"]) is None
+
+
+def test_weights_file_with_a_crafted_pickle_is_refused_unrun(tmp_path: Path) -> None:
+    import pickle
+
+    from resnet_nb.checkpoints import load_weights
+    from resnet_nb.files import CorruptFileError, seal
+
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):  # noqa: ANN204
+            return (Path.touch, (marker,))
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(seal(pickle.dumps({"format": 1, "run_id": "x", "state_dict": Evil()})))
+    with pytest.raises(CorruptFileError, match="cannot be read safely"):
+        load_weights(path)
+    assert not marker.exists()
+    path.write_bytes(path.read_bytes()[:-3])
+    with pytest.raises(CorruptFileError, match="truncated"):
+        load_weights(path)

@@ -238,6 +238,24 @@ def test_fit_paper_recipe_with_he_init_and_augment(tiny_data) -> None:
     assert seen == result.history
 
 
+def test_iteration_recipe_stops_inside_its_last_epoch(tiny_data) -> None:
+    """3 iterations at 2 steps per epoch: the second epoch trains 1 step, not 2 (the paper's 64k and its
+    fractions end at their iteration count, not at the end of the epoch they fall in)."""
+    recipe = get_recipe("paper", iterations=3, batch_size=100, lr=0.05)
+    result = run_fit(tiny_data, recipe=recipe, channels_last=False)
+    assert result.setup["epochs"] == 2 and result.setup["total_iterations"] == 3
+    # step 2 (0-based) is past 50 % of 3 but not 75 %: lr 0.005; a 4th step (index 3) would have run at 0.0005
+    assert [r["lr"] for r in result.history] == [pytest.approx(0.05), pytest.approx(0.005)]
+
+
+def test_iterations_override_only_for_iteration_recipes() -> None:
+    assert get_recipe("paper", iterations=8000).lr_milestones == (0.5, 0.75)
+    with pytest.raises(ValueError, match="given in epochs"):
+        get_recipe("report", iterations=100)
+    with pytest.raises(ValueError, match="iterations must be >= 1"):
+        get_recipe("paper", iterations=0)
+
+
 def test_auto_precision_per_device() -> None:
     """CUDA: fp32 (launch-bound small nets gain nothing from autocast); MPS: fp32; CPU: bf16 iff the CPU has it."""
     assert resolve_precision("auto", torch.device("cuda")) == "fp32"
