@@ -21,7 +21,6 @@ import plotly.graph_objects as go
 
 from .coverage import hardware_text
 from .models import ModelSpec
-from .train import RECIPES
 
 METRICS: dict[str, str] = {
     "test_acc": "test accuracy (%)",
@@ -105,12 +104,18 @@ def _recipe_text(name: str, desc: str, epochs: Iterable[int]) -> str:
     return f"'{name}' recipe ({desc}, {epochs_text} epoch{'' if span == [1] else 's'})"
 
 
+def _shortened_text(df: pd.DataFrame) -> str:
+    """`` at 8,000 iterations`` for runs whose iteration count overrides their recipe's (``_it`` in the id)."""
+    totals = sorted({int(t) for c, t in zip(df["config_id"], df["total_iterations"]) if "_it" in c})
+    return f" at {' / '.join(f'{t:,}' for t in totals)} iterations" if totals else ""
+
+
 def caption(df: pd.DataFrame) -> str:
     """Protocol, seeds per configuration, hardware and dataset variant of the records in ``df``."""
     if df.empty:
         return "no records"
     last = df.groupby("run_id")["epoch"].max()
-    recipes = "; ".join(_recipe_text(name, desc, last[g["run_id"].unique()])
+    recipes = "; ".join(_recipe_text(name, desc, last[g["run_id"].unique()]) + _shortened_text(g)
                         for (name, desc), g in df.groupby(["recipe", "recipe_desc"], sort=True))
     sizes = sorted({int(m.group(1)) for c in df["config_id"].unique() if (m := re.search(r"_n(\d+)", c))})
     if sizes:
@@ -356,12 +361,17 @@ def response_figure(responses: pd.DataFrame, note: str) -> go.Figure:
     """Paper Fig. 7 style: std of layer responses by layer index, and sorted by magnitude (dropdown)."""
     fig = go.Figure()
     by_index, by_rank = [], []
-    for model, rows in responses.groupby("model", sort=False):
+    # a ``source`` column (e.g. our nets next to the published ones) names each line; the published are dotted
+    keys = ["source", "model"] if "source" in responses.columns else ["model"]
+    for key, rows in responses.groupby(keys, sort=False):
+        model, source = (key[1], key[0]) if len(keys) == 2 else (key[0] if isinstance(key, tuple) else key, None)
         ordered = rows.sort_values("rank")
         by_index.append((list(rows["layer"]), list(rows["response_std"])))
         by_rank.append((list(ordered["rank"]), list(ordered["response_std"])))
-        fig.add_trace(go.Scatter(x=by_index[-1][0], y=by_index[-1][1], name=model, mode="lines+markers",
-                                 line={"color": config_color(model), "dash": _dash(model)}, marker={"size": 5}))
+        dash = "dot" if source == "akamaster" else _dash(model)
+        fig.add_trace(go.Scatter(x=by_index[-1][0], y=by_index[-1][1], mode="lines+markers",
+                                 name=model if source is None else f"{model} ({source})",
+                                 line={"color": config_color(model), "dash": dash}, marker={"size": 5}))
     fig.update_layout(updatemenus=[{"buttons": [
         {"label": "by layer index", "method": "update", "args": [{"x": [x for x, _ in by_index], "y": [y for _, y in by_index]},
                                                                 {"xaxis.title.text": "layer index (3×3 convs, forward order)"}]},
@@ -373,23 +383,44 @@ def response_figure(responses: pd.DataFrame, note: str) -> go.Figure:
     return _layout(fig, "Layer responses", note)
 
 
+def _iteration_stats(df: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
+    """Mean, std and n over seeds of ``metric`` (in %) per epoch, indexed by the iteration that epoch ended at."""
+    sub = df[df["model"] == model]
+    stats = sub.groupby("epoch").agg(mean=(metric, "mean"), std=(metric, "std"), count=(metric, "count"),
+                                     iteration=("iteration", "max")).sort_index()
+    stats[["mean", "std"]] *= _scale(metric)
+    return stats.set_index("iteration")
+
+
+def _error_trace(stats: pd.DataFrame, x_scale: float, name: str, group: str, color: str, dash: str,
+                 show_band: bool, x_text: str) -> list[go.Scatter]:
+    """An error curve (100 − accuracy) with its 95 % band over seeds; x = iteration / ``x_scale``."""
+    err = pd.DataFrame({"mean": 100 - stats["mean"].to_numpy(), "std": stats["std"].to_numpy(),
+                        "count": stats["count"].to_numpy()}, index=stats.index.to_numpy() / x_scale)
+    traces = []
+    if show_band and int(err["count"].max()) > 1:
+        bx, by = _band_xy(err)
+        traces.append(go.Scatter(x=bx, y=by, fill="toself", fillcolor=color, opacity=0.15, line={"width": 0},
+                                 hoverinfo="skip", showlegend=False, legendgroup=group))
+    traces.append(go.Scatter(x=list(err.index), y=list(err["mean"]), name=name, legendgroup=group, mode="lines",
+                             line={"color": color, "dash": dash, "width": 2},
+                             hovertemplate=f"{name}<br>{x_text} %{{x:.3g}}: %{{y:.2f}} %<extra></extra>"))
+    return traces
+
+
 def paper_error_curves(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (
         ("plain20", "resnet20-A"), ("plain32", "resnet32-A"), ("plain44", "resnet44-A"), ("plain56", "resnet56-A")),
-                       title: str = "Figure 6: training and test error, paper recipe") -> go.Figure:
+                       title: str = "Figure 6: training and test error, paper recipe",
+                       command: str = "python -m resnet_nb grid run paper") -> go.Figure:
     """The paper's Fig. 6 from records: error (%) vs iteration, plain nets left, ResNets right; training
-    error dashed, test error solid (mean over seeds); the learning-rate drops marked. Missing models
-    are named (with the command that makes them) instead of drawn."""
+    error dashed, test error solid, mean over seeds with its 95 % band; the learning-rate drops marked
+    where the records say they were (``lr_drops``). Missing models are named, with ``command``."""
     from plotly.subplots import make_subplots
 
-    recipe = RECIPES["paper"]
-    steps = -(-50_000 // recipe.batch_size)  # iterations per epoch on the full training set
     have = set(df["model"]) if len(df) else set()
     missing = [m for pair in pairs for m in pair if m not in have]
-    command = (f"python -m resnet_nb grid run paper --only '{','.join(m + '_paper_*' for m in missing)}'"
-               if missing else "")
     if len(missing) == 2 * len(pairs):
-        return empty_figure("No paper-recipe records yet.<br>Make them with: python -m resnet_nb grid run paper<br>"
-                            "(one GPU lease: bash scripts/gpu_paper_session.sh 540 $OUT 3)", title)
+        return empty_figure(f"No records of these nets yet.<br>Make them with: {command}", title)
     fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.04,
                         subplot_titles=("plain", "ResNet (option A)"))
     for col, family in ((1, [p for p, _ in pairs]), (2, [r for _, r in pairs])):
@@ -398,22 +429,49 @@ def paper_error_curves(df: pd.DataFrame, pairs: Sequence[tuple[str, str]] = (
                 continue
             n = int(df[df["model"] == model]["seed"].nunique())
             for metric, dash, name in (("train_acc", "dash", "train"), ("test_acc", "solid", "test")):
-                stats = _curve_stats(df, model, metric)
-                fig.add_trace(go.Scatter(
-                    x=[e * steps / 1e4 for e in stats.index], y=list(100 - stats["mean"]),
-                    name=f"{model} {name} (n={n})", legendgroup=model, mode="lines",
-                    line={"color": config_color(model), "dash": dash, "width": 2},
-                    hovertemplate=f"{model} {name} error<br>%{{x:.2f}}e4 iterations: %{{y:.2f}} %<extra></extra>"),
-                    row=1, col=col)
-    drops = [frac * (recipe.iterations or 0) / 1e4 for frac in recipe.lr_milestones]
+                for trace in _error_trace(_iteration_stats(df, model, metric), 1e3, f"{model} {name} (n={n})",
+                                          model, config_color(model), dash, True, "iteration (k)"):
+                    fig.add_trace(trace, row=1, col=col)
+    sub = df[df["model"].isin(have & {m for pair in pairs for m in pair})]
+    drops = sorted({d for run_drops in sub["lr_drops"] for d in run_drops})
     for col in (1, 2):
         for x in drops:
-            fig.add_vline(x=x, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
-        fig.update_xaxes(title_text="iterations (1e4)", row=1, col=col)
-    fig.add_annotation(text="lr ÷10", x=drops[0], y=1, xref="x", yref="paper", showarrow=False, yanchor="bottom",
-                       font={"size": 11, "color": "#666"}) if drops else None
-    fig.update_yaxes(title_text="error (%)", range=[0, 20], row=1, col=1)
-    note = caption(df[df["model"].isin([m for pair in pairs for m in pair])])
+            fig.add_vline(x=x / 1e3, line={"color": "#888", "dash": "dot", "width": 1}, row=1, col=col)
+        fig.update_xaxes(title_text="iterations (thousands)", row=1, col=col)
+    if drops:
+        fig.add_annotation(text="lr ÷10", x=drops[0] / 1e3, y=1, xref="x", yref="paper", showarrow=False,
+                           yanchor="bottom", font={"size": 11, "color": "#666"})
+    fig.update_yaxes(title_text="error (%)", rangemode="tozero", row=1, col=1)
+    note = caption(sub) + f" · dotted: learning rate ÷10 at iteration {' and '.join(f'{d:,}' for d in drops)}"
     if missing:
-        note += f". Not yet run: {', '.join(missing)} ({command})"
+        note += f" · Not yet run: {', '.join(missing)} ({command})"
     return _layout(fig, title, note)
+
+
+def shortening_curves(frames: dict[str, pd.DataFrame], models: Sequence[str],
+                      title: str = "What the shortening costs") -> go.Figure:
+    """Error vs *fraction of the run* for the same nets under several lengths of one recipe (``frames``:
+    label -> records), so the learning-rate drops (at the same fractions) line up; one seed or more."""
+    fig = go.Figure()
+    dashes = ("solid", "dash", "dot", "dashdot")
+    drawn = []
+    for i, (label, df) in enumerate(frames.items()):
+        for model in models:
+            sub = df[df["model"] == model] if len(df) else df
+            if sub.empty:
+                continue
+            total = int(sub["total_iterations"].max())
+            n = int(sub["seed"].nunique())
+            for metric, what in (("train_acc", "train"), ("test_acc", "test")):
+                stats = _iteration_stats(sub, model, metric)
+                for trace in _error_trace(stats, total, f"{model} {what}, {label} (n={n})", f"{model} {label}",
+                                          config_color(model), dashes[i % len(dashes)], False, "fraction of the run"):
+                    if what == "train":
+                        trace.update(opacity=0.55)
+                    fig.add_trace(trace)
+            drawn.append(sub)
+    if not drawn:
+        return empty_figure("No records of these nets at either length yet.", title)
+    fig.update_xaxes(title_text="fraction of the run (iterations / the run's total)", range=[0, 1.0])
+    fig.update_yaxes(title_text="error (%)", rangemode="tozero")
+    return _layout(fig, title, caption(pd.concat(drawn)) + " · lighter: training error, darker: test error")

@@ -205,14 +205,33 @@ def trained_on(provenance: dict[str, Any]) -> tuple[str, str]:
     return "+".join(types), " → ".join(names)
 
 
+def schedule(record: dict[str, Any]) -> tuple[int, int, tuple[int, ...]]:
+    """(steps per epoch, total iterations, iterations of the learning-rate drops) as the record trained.
+
+    Records since the shortened paper grid store the first two; older ones are derived from their
+    training-set size and batch size (whole epochs). The drops come from the record's own recipe, so a
+    figure stays true when today's recipe table changes.
+    """
+    cfg, params = record["config"], record["config"]["recipe_params"]
+    steps = cfg.get("steps_per_epoch") or math.ceil(
+        (record["provenance"].get("train_size") or params.get("train_size") or 50_000) / params["batch_size"])
+    total = cfg.get("total_iterations") or steps * len(record["history"])
+    return int(steps), int(total), tuple(round(f * total) for f in params.get("lr_milestones") or ())
+
+
 def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
-    """All records (of one grid, or all) as a long DataFrame: one row per run and epoch."""
+    """All records (of one grid, or all) as a long DataFrame: one row per run and epoch.
+
+    ``iteration`` is the optimisation step at the end of the epoch (the last epoch of a run given in
+    iterations may be partial); ``lr_drops`` the iterations where the run's learning rate fell.
+    """
     import pandas as pd
 
     folder = Path(results) / grid if grid else Path(results)
     rows = []
     for rec in iter_records(folder):
         cfg, prov = rec["config"], rec["provenance"]
+        steps, total, drops = schedule(rec)
         spec = ModelSpec.from_key(cfg["model"])
         device, device_name = trained_on(prov)
         base = {"grid": cfg["grid"], "run_id": rec["run_id"], "config_id": rec["run_id"].rsplit("_s", 1)[0],
@@ -220,11 +239,12 @@ def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa:
                 "stem": spec.stem, "recipe": cfg["recipe"], "seed": cfg["seed"],
                 "device": device, "device_name": device_name, "precision": prov["precision"],
                 "dataset_variant": prov["dataset_variant"], "wall_seconds": prov["wall_seconds"],
-                "recipe_desc": describe_recipe(cfg["recipe_params"])}
+                "recipe_desc": describe_recipe(cfg["recipe_params"]), "total_iterations": total, "lr_drops": drops}
         for row in rec["history"]:
-            rows.append(base | {k: row[k] for k in HISTORY_KEYS})
+            rows.append(base | {k: row[k] for k in HISTORY_KEYS} | {"iteration": min(row["epoch"] * steps, total)})
     columns = ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem", "recipe", "seed",
-               "device", "device_name", "precision", "dataset_variant", "wall_seconds", "recipe_desc", *HISTORY_KEYS]
+               "device", "device_name", "precision", "dataset_variant", "wall_seconds", "recipe_desc",
+               "total_iterations", "lr_drops", *HISTORY_KEYS, "iteration"]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -194,10 +194,18 @@ def make_results(acc: dict[str, list[float]] | None = None, seeds: int = 2, epoc
     return frame
 
 
-def make_paper_results(models: dict[str, int], epochs: int = 4) -> pd.DataFrame:
-    """A long results frame of the paper grid: model -> number of seeds; errors fall with epochs."""
-    rows = [_result_row(model, "paper", "paper", seed, e, "synthetic", "fp32", "jpeg", 1.0,
+def make_paper_results(models: dict[str, int], epochs: int = 4, grid: str = "paper", steps: int = 391,
+                       total: int = 64_000, drops: tuple[int, ...] = (32_000, 48_000),
+                       wall_seconds: float = 1.0) -> pd.DataFrame:
+    """A long results frame of a paper-recipe grid: model -> number of seeds; errors fall with epochs.
+    ``steps`` per epoch, the run's ``total`` iterations and its learning-rate ``drops``, as records store them."""
+    rows = [_result_row(model, grid, "paper", seed, e, "synthetic", "fp32", "jpeg", wall_seconds,
                         "SGD lr 0.1, momentum 0.9, batch 128, pad-4 crop + flip", train_loss=1.0,
-                        train_acc=0.5 + 0.1 * e + 0.01 * seed, test_loss=1.0, test_acc=0.5 + 0.08 * e, seconds=1.0)
+                        train_acc=0.5 + 0.1 * e + 0.01 * seed, test_loss=1.0, test_acc=0.5 + 0.08 * e, seconds=1.0,
+                        iteration=min(e * steps, total), total_iterations=total, lr_drops=drops)
             for model, seeds in models.items() for seed in range(seeds) for e in range(1, epochs + 1)]
-    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    if grid != "paper":  # a shortened grid: its run ids carry the iteration count
+        frame["run_id"] = [r.replace("_paper_", f"_paper_it{total}_") for r in frame["run_id"]]
+        frame["config_id"] = frame["config_id"] + f"_it{total}"
+    return frame

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from resnet_nb.paper import degradation_verdict, grid_command, table6
 from .conftest import make_paper_results
@@ -77,3 +78,146 @@ def test_akamaster_responses(tiny_data, tmp_path) -> None:
     want = (tiny_data.test_x[first_of_class_1].float() / 255 - torch.tensor([0.485, 0.456, 0.406]).view(3, 1, 1)) \
         / torch.tensor([0.229, 0.224, 0.225]).view(3, 1, 1)
     assert x.shape == (20, 3, 32, 32) and torch.allclose(x[2], want)
+
+
+# ---------------------------------------------------------------- the shortened grid (paper8k)
+
+def _short(models: dict[str, int], epochs: int = 3, wall: float = 1800.0) -> pd.DataFrame:
+    return make_paper_results(models, epochs=epochs, grid="paper8k", total=1000, drops=(500, 750),
+                              wall_seconds=wall)
+
+
+def test_shortened_recipe_text_comes_from_the_grid() -> None:
+    from resnet_nb.paper import shortened_recipe_text
+
+    text = shortened_recipe_text()
+    assert "**8,000 iterations, 1/8 of that** (about 20.5 epochs), dividing it at 4,000 and 6,000" in text
+    assert "The paper trains 64,000 iterations (about 164 epochs)" in text and "32,000 and 48,000" in text
+    assert "grid of 24 runs" in text
+
+
+def test_shortened_findings_every_step_and_depth() -> None:
+    from resnet_nb.paper import claim_summary, shortened_findings
+
+    depths = (20, 32, 44, 56)
+    df = _short({**{f"plain{d}": 3 for d in depths}, **{f"resnet{d}-A": 3 for d in depths}})
+    # plain nets: training accuracy falls by 2 points per depth step (+ seed noise), so degradation holds
+    for i, d in enumerate(depths):
+        df.loc[df["model"] == f"plain{d}", "train_acc"] -= 0.02 * i + 0.001 * i * df["seed"]
+    # ResNets: 32 beats 20 clearly; 44 and 56 are no better than 32 (one seed each way)
+    for d, shift in ((32, 0.01), (44, 0.01), (56, 0.01)):
+        df.loc[df["model"] == f"resnet{d}-A", "test_acc"] += shift + 0.003 * (df["seed"] - 1) * (d != 32)
+    findings = shortened_findings(df)
+    assert len(findings) == 4 + 4 + 4 + 4
+    deg = [f for f in findings if f.claim.key == "degradation"]
+    assert [f.scope for f in deg] == ["plain-20 − plain-32", "plain-32 − plain-44", "plain-44 − plain-56",
+                                      "plain-20 − plain-56"]
+    assert [f.verdict for f in deg] == ["reproduced"] * 4
+    assert deg[3].comparison.estimate == pytest.approx(6.0 + 0.3 * 1)  # 2 pt x 3 steps, + mean seed noise
+    depth = [f for f in findings if f.claim.key == "resnet_depth"]
+    assert [f.verdict for f in depth] == ["reproduced", "inconclusive", "inconclusive", "reproduced"]
+    summary = claim_summary(findings, "resnet_depth")
+    assert "Reproduced at 2 of 4 comparisons, contradicted at 0, undecided at 2" in summary
+    assert "ResNet-44 − ResNet-32 (final test accuracy): **inconclusive**" in summary
+    # ResNet vs plain at the same depth: test accuracy equal at 20 (no interval: identical values)
+    vs = [f for f in findings if f.claim.key == "resnet_vs_plain" and "test" in f.measure]
+    assert [f.scope for f in vs] == [f"depth {d}: ResNet − plain" for d in depths]
+    assert vs[1].comparison.estimate == pytest.approx(1.0)
+
+
+def test_claim_summary_counts_missing_comparisons() -> None:
+    from resnet_nb.paper import claim_summary, shortened_findings
+
+    findings = shortened_findings(_short({"plain20": 3, "plain56": 3}))
+    text = claim_summary(findings, "degradation")
+    assert "Reproduced at 0 of 4 comparisons" in text and "3 comparison(s) await their records" in text
+    assert claim_summary(shortened_findings(_short({})), "resnet_vs_plain").endswith("No records yet.")
+
+
+def test_protocol_table_puts_protocols_side_by_side() -> None:
+    from resnet_nb.paper import protocol_table
+
+    short = _short({"plain20": 3, "plain56": 3})
+    short.loc[short["model"] == "plain56", "train_acc"] -= 0.05 + 0.001 * short["seed"]
+    table = protocol_table({"report (Adam, 10 epochs)": short.iloc[0:0], "paper, 1/8": short})
+    row = table[(table["claim"] == "degradation") & (table["comparison"] == "plain-20 − plain-56")].iloc[0]
+    assert row["report (Adam, 10 epochs)"] == "no records (n=0) → inconclusive"
+    assert row["paper, 1/8"].startswith("+5.10 pt [") and row["paper, 1/8"].endswith("(n=3) → reproduced")
+
+
+def test_table6_shortened_and_cost() -> None:
+    from resnet_nb.paper import cost_table, table6_shortened
+
+    short = _short({"resnet20-A": 3, "plain20": 1, "resnet56-A": 2}, epochs=2, wall=1800.0)
+    full = make_paper_results({"resnet20-A": 1}, epochs=2, wall_seconds=4 * 3600.0)
+    table = table6_shortened(short, full, AKA)
+    assert list(table.index) == [f"resnet{d}-A" for d in (20, 32, 44, 56)] + [f"plain{d}" for d in (20, 32, 44, 56)]
+    row = table.loc["resnet20-A"]
+    assert row["ours, 1/8 recipe: test error (%)"] == "34.00 ± 0.00 (n=3)"
+    assert row["ours, 1/8 recipe: training error (%)"] == "29.00 ± 1.00 (n=3)"  # 0.7 + 0.01 * seed
+    assert row["ours, full length (%)"] == "34.00 (n=1 of 3)" and row["paper (%)"] == "8.75"
+    assert row["akamaster on our JPEG copy (%)"] == "18.97"
+    assert table.loc["plain20", "ours, 1/8 recipe: test error (%)"] == "34.00 (n=1 of 3)"
+    assert table.loc["resnet32-A", "ours, 1/8 recipe: test error (%)"] == "not run yet (0 of 3)"
+    assert table.loc["plain56", "ours, full length (%)"] == "not run (depth 20 only)"
+    cost = cost_table(short, full)
+    assert cost.loc["resnet20-A", "hours per 1/8 run"] == pytest.approx(0.5)
+    assert cost.loc["resnet20-A", "hours per full run"] == pytest.approx(4.0)  # measured
+    assert cost.loc["resnet20-A", "full-length basis"] == "measured"
+    assert cost.loc["resnet56-A", "hours per full run"] == pytest.approx(0.5 * 8)  # 8 x the 1/8 run
+    assert cost.loc["resnet56-A", "lane-hours, 3 seeds at full length"] == pytest.approx(12.0)
+    assert cost.loc["resnet56-A", "1/8 runs done"] == "2 of 3"
+    ratio = cost.loc["resnet110-A", "hours per 1/8 run"] / 0.5
+    assert 1.9 < ratio < 2.1 and cost.loc["resnet110-A", "full-length basis"] == "scaled from ResNet-56 by MACs"
+
+
+def test_shortening_table_same_seed_both_lengths() -> None:
+    from resnet_nb.paper import shortening_table
+
+    short = _short({"resnet20-A": 1, "plain20": 1}, epochs=2)
+    full = make_paper_results({"resnet20-A": 1}, epochs=4)
+    table = shortening_table(short, full)
+    row = table[(table["model"] == "resnet20-A") & (table["measure"] == "test error (%)")].iloc[0]
+    assert row["1/8 length"] == pytest.approx(34.0) and row["full length"] == pytest.approx(18.0)
+    assert row["full − 1/8 (points)"] == pytest.approx(-16.0)
+    plain = table[table["model"] == "plain20"]
+    assert plain["full length"].isna().all()
+
+
+def test_figure7_reads_the_kept_weights(tiny_data, tmp_path) -> None:
+    from resnet_nb.checkpoints import save_weights
+    from resnet_nb.grids import grid_runs, weights_path
+    from resnet_nb.models import build_model
+    from resnet_nb.paper import figure7_responses, kept_weights
+
+    import torch
+
+    results = tmp_path / "results"
+    run = next(r for r in grid_runs("paper8k") if r.model == "plain20" and r.seed == 0)
+    path = weights_path(run, results)
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(0)
+    save_weights(path, build_model(run.spec), run.run_id)
+    assert set(kept_weights(results, "paper8k", ("plain20", "resnet20-A"))) == {"plain20"}
+    table = figure7_responses(results, tiny_data, None, keys=("plain20",), n=20)
+    assert set(table["source"]) == {"ours, 1/8 recipe"} and set(table["model"]) == {"plain20"}
+    assert len(table) == 19  # plain-20: 19 3x3 convs with a BN after each
+    assert figure7_responses(tmp_path / "none", tiny_data, None).empty
+
+
+def test_recipe_table_and_progress() -> None:
+    from resnet_nb.paper import progress_text, recipe_table
+
+    table = recipe_table()
+    assert table.loc["iterations"].tolist() == ["—", "64,000", "8,000"]
+    assert table.loc["optimizer"].tolist() == ["adam", "sgd", "sgd"]
+    assert table.loc["lr milestones"].tolist() == ["—", "0.5, 0.75", "0.5, 0.75"]
+    assert table.loc["batch size"].tolist() == ["32", "128", "128"]
+    short = make_paper_results({"resnet20-A": 1, "plain20": 1}, grid="paper8k", total=8000)
+    text = progress_text(short, make_paper_results({"plain20": 1}))
+    assert "2 of 24 runs of the shortened grid" in text and "1 of 2 full-length depth-20 runs" in text
+    assert "grid run paper --only 'resnet20-A_paper_s0,plain20_paper_s0'" in text
+    assert "The rest" not in progress_text(
+        make_paper_results({m: 3 for m in ("resnet20-A", "plain20", "resnet32-A", "plain32", "resnet44-A",
+                                           "plain44", "resnet56-A", "plain56")}, grid="paper8k", total=8000),
+        make_paper_results({"plain20": 1, "resnet20-A": 1}))

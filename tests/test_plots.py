@@ -143,23 +143,30 @@ def test_caption_uses_each_records_own_recipe() -> None:
 def test_paper_error_curves_from_records() -> None:
     from resnet_nb.plots import paper_error_curves
 
-    fig = paper_error_curves(make_paper_results({"plain20": 2, "resnet20-A": 3}), pairs=(("plain20", "resnet20-A"),))
-    names = [t.name for t in fig.data]
-    assert names == ["plain20 train (n=2)", "plain20 test (n=2)", "resnet20-A train (n=3)", "resnet20-A test (n=3)"]
-    train = fig.data[0]
-    assert train.line.dash == "dash" and fig.data[1].line.dash == "solid"
-    assert list(train.x) == pytest.approx([e * 391 / 1e4 for e in range(1, 5)])
+    df = make_paper_results({"plain20": 2, "resnet20-A": 3}, epochs=3, grid="paper8k", total=1000, drops=(500, 750))
+    fig = paper_error_curves(df, pairs=(("plain20", "resnet20-A"),))
+    lines = [t for t in fig.data if t.name]
+    assert [t.name for t in lines] == ["plain20 train (n=2)", "plain20 test (n=2)", "resnet20-A train (n=3)",
+                                       "resnet20-A test (n=3)"]
+    assert sum(t.fill == "toself" for t in fig.data) == 4  # a 95 % band under every curve (n >= 2)
+    train = lines[0]
+    assert train.line.dash == "dash" and lines[1].line.dash == "solid"
+    # x = the iteration each epoch ended at, in thousands; the last epoch stops at the run's 1,000
+    assert list(train.x) == pytest.approx([0.391, 0.782, 1.0])
     # error = 100 - mean accuracy over the seeds: epoch 1, seeds 0 and 1 -> acc 60.0 and 61.0 %
     assert train.y[0] == pytest.approx(39.5)
-    assert [s.x0 for s in fig.layout.shapes] == [3.2, 4.8, 3.2, 4.8]  # lr drops at 32k and 48k, both panels
+    # the drops come from the records (here 500 and 750), not from the recipe table (32k, 48k)
+    assert [s.x0 for s in fig.layout.shapes] == [0.5, 0.75, 0.5, 0.75]
+    notes = " ".join(a.text.replace("<br>", " ") for a in fig.layout.annotations)
+    assert "at 1,000 iterations" in notes and "÷10 at iteration 500 and 750" in notes
 
 
 def test_paper_error_curves_say_what_is_missing() -> None:
     from resnet_nb.plots import paper_error_curves
 
     empty = paper_error_curves(make_paper_results({}))
-    assert "No paper-recipe records yet" in empty.layout.annotations[0].text
-    assert "Make them with: python -m resnet_nb grid run paper<br>" in empty.layout.annotations[0].text
+    assert "No records of these nets yet" in empty.layout.annotations[0].text
+    assert empty.layout.annotations[0].text.endswith("Make them with: python -m resnet_nb grid run paper")
     part = paper_error_curves(make_paper_results({"resnet20-A": 1}))
     assert len(part.data) == 2
     notes = " ".join(a.text.replace("<br>", " ") for a in part.layout.annotations)

@@ -137,7 +137,10 @@ def test_load_results(results_dir: Path) -> None:
     assert len(df) == 4 * 2  # one row per run and epoch
     assert list(df.columns) == ["grid", "run_id", "config_id", "model", "arch", "depth", "shortcut", "stem",
                                 "recipe", "seed", "device", "device_name", "precision", "dataset_variant", "wall_seconds",
-                                "recipe_desc", *HISTORY_KEYS]
+                                "recipe_desc", "total_iterations", "lr_drops", *HISTORY_KEYS, "iteration"]
+    # the schedule as the records trained it: report records (whole epochs) derive it from batch and set size
+    assert set(df["lr_drops"]) == {()}
+    assert sorted(set(df["iteration"])) == [1563, 3126] and set(df["total_iterations"]) == {3126}  # 50k / 32
     assert set(df["config_id"]) == {"resnet20-A_report_e2", "plain20_report_e2"}
     assert set(df["recipe_desc"]) == {"Adam lr 0.001, batch 32, no augmentation"}  # from the records' recipe_params
     row = df[(df["run_id"] == "resnet20-A_report_e2_s2") & (df["epoch"] == 2)].iloc[0]
