@@ -66,6 +66,13 @@ class RunConfig:
         return get_recipe(self.recipe, epochs=self.epochs, train_size=self.train_size, iterations=self.iterations)
 
 
+def recipe_fraction(run: RunConfig) -> float | None:
+    """The share of its recipe's iterations a run trains (1/8 for the shortened paper grid); None when the
+    run keeps its recipe's length."""
+    full = get_recipe(run.recipe).iterations
+    return None if run.iterations is None or not full else run.iterations / full
+
+
 def record_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path:
     return Path(results) / run.grid / f"{run.run_id}.json"
 
@@ -87,7 +94,8 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj()),
                                              "planned_epochs": setup["epochs"],
                                              "steps_per_epoch": setup.get("steps_per_epoch"),
-                                             "total_iterations": setup.get("total_iterations")},
+                                             "total_iterations": setup.get("total_iterations"),
+                                             "recipe_fraction": recipe_fraction(run)},
         "history": history,
         "provenance": env | {
             "precision": setup["precision"], "channels_last": setup["channels_last"], "compile": setup["compile"],

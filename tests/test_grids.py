@@ -351,6 +351,7 @@ def test_record_keeps_iterations_schedule_and_seed0_weights(tiny_data, tmp_path:
     assert record["run_id"] == "resnet8-A_paper_it3_s0"
     cfg = record["config"]
     assert (cfg["iterations"], cfg["recipe_params"]["iterations"], cfg["total_iterations"]) == (3, 3, 3)
+    assert cfg["recipe_fraction"] == 3 / 64_000  # of the paper's 64k
     assert cfg["steps_per_epoch"] >= 1 and cfg["planned_epochs"] == -(-3 // cfg["steps_per_epoch"])
     assert read_record(record_path(run, kw["results"]), run) == record
     path = weights_path(run, kw["results"])
