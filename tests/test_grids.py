@@ -387,3 +387,15 @@ def test_weights_file_with_a_crafted_pickle_is_refused_unrun(tmp_path: Path) -> 
     path.write_bytes(path.read_bytes()[:-3])
     with pytest.raises(CorruptFileError, match="truncated"):
         load_weights(path)
+
+
+def test_paper8k_checkpoint_identity_is_pinned() -> None:
+    """Runs of the shortened grid span sessions: a checkpoint written by one commit must resume under the
+    next. Its identity holds the recipe as ``dataclasses.asdict`` gives it, so a renamed, added or dropped
+    Recipe field would refuse every checkpoint in flight. Change this literal only with a migration."""
+    run = next(r for r in grid_runs("paper8k") if r.model == "plain56" and r.seed == 2)
+    assert dataclasses.asdict(run.recipe_obj()) == {
+        "name": "paper", "optimizer": "sgd", "lr": 0.1, "batch_size": 128, "momentum": 0.9, "weight_decay": 1e-4,
+        "epochs": None, "iterations": 8000, "lr_milestones": (0.5, 0.75), "augment": True, "init": "he",
+        "warmup_iterations": 400, "warmup_lr": 0.01, "warmup_min_depth": 110, "train_size": None}
+    assert (run.run_id, run.spec.key) == ("plain56_paper_it8000_s2", "plain56")

@@ -171,3 +171,19 @@ def test_paper_error_curves_say_what_is_missing() -> None:
     assert len(part.data) == 2
     notes = " ".join(a.text.replace("<br>", " ") for a in part.layout.annotations)
     assert "Not yet run: plain20, plain32, resnet32-A, plain44, resnet44-A, plain56, resnet56-A" in notes
+
+
+def test_shortening_curves_align_runs_of_two_lengths_by_fraction() -> None:
+    from resnet_nb.plots import shortening_curves
+
+    short = make_paper_results({"resnet20-A": 1}, epochs=3, grid="paper8k", total=1000, drops=(500, 750))
+    full = make_paper_results({"resnet20-A": 1}, epochs=6, total=2000, steps=391, drops=(1000, 1500))
+    fig = shortening_curves({"1/8 length": short, "full length": full}, ("resnet20-A", "plain20"))
+    assert [t.name for t in fig.data] == ["resnet20-A train, 1/8 length (n=1)", "resnet20-A test, 1/8 length (n=1)",
+                                          "resnet20-A train, full length (n=1)", "resnet20-A test, full length (n=1)"]
+    assert list(fig.data[0].x) == pytest.approx([0.391, 0.782, 1.0])  # iteration / the run's own total
+    assert list(fig.data[2].x) == pytest.approx([0.1955, 0.391, 0.5865, 0.782, 0.9775, 1.0])
+    assert fig.data[0].line.dash == "solid" and fig.data[2].line.dash == "dash"
+    assert fig.data[1].y[0] == pytest.approx(42.0)  # 100 - (0.5 + 0.08) * 100
+    empty = shortening_curves({"1/8 length": short.iloc[0:0]}, ("resnet20-A",))
+    assert "No records" in empty.layout.annotations[0].text
