@@ -286,7 +286,8 @@ def protocol_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
         row = {"claim": f.claim.key.replace("_", " "), "comparison": f.scope, "measure": f.measure}
         for label, findings in per.items():
             g = findings[i]
-            row[label] = f"{g.estimate_text()} (n={g.n_text()}) → {g.verdict}"
+            row[label] = "not run yet" if g.comparison is None else \
+                f"{g.estimate_text()} (n={g.n_text()}) → {g.verdict}"
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -141,7 +141,7 @@ def test_protocol_table_puts_protocols_side_by_side() -> None:
     short.loc[short["model"] == "plain56", "train_acc"] -= 0.05 + 0.001 * short["seed"]
     table = protocol_table({"report (Adam, 10 epochs)": short.iloc[0:0], "paper, 1/8": short})
     row = table[(table["claim"] == "degradation") & (table["comparison"] == "plain-20 − plain-56")].iloc[0]
-    assert row["report (Adam, 10 epochs)"] == "no records (n=0) → inconclusive"
+    assert row["report (Adam, 10 epochs)"] == "not run yet"
     assert row["paper, 1/8"].startswith("+5.10 pt [") and row["paper, 1/8"].endswith("(n=3) → reproduced")
 
 
