@@ -141,3 +141,22 @@ def read_records(folder: Path) -> list[dict[str, Any]]:
     if bad:
         raise ValueError(f"{folder}: not akamaster evaluation records: {bad}")
     return sorted(records, key=lambda r: r["depth"])
+
+
+def copy_cost_text(records: list[dict[str, Any]]) -> str:
+    """One Markdown paragraph: the published nets' error on our test copy against the error their README
+    reports, and what that difference does and does not measure."""
+    if not records:
+        return ("No akamaster evaluation records yet: `python -m resnet_nb akamaster` writes them "
+                "(needs the checkpoints and CIFAR-10).")
+    parts = [f"ResNet-{r['depth']} {r['test_error_pct']:.2f} % vs {r['published_test_error_pct']:.2f} %"
+             for r in records]
+    effects = [r["test_error_pct"] - r["published_test_error_pct"] for r in records]
+    variant = records[0]["provenance"]["dataset_variant"]
+    return (f"On our test copy ({variant}, {records[0]['test_images']:,} images) the published nets err "
+            f"{min(effects):.1f} to {max(effects):.1f} points more than their README reports on the original test "
+            f"images ({'; '.join(parts)}). What this measures: nets trained on the original pixels, evaluated on "
+            "the copy, against a number evaluated elsewhere. It does not separate the copy from any other "
+            "difference between the README's evaluation and ours (we cannot evaluate on the original pixels "
+            "here), and it does not measure what the copy costs nets trained on it, as ours are: they learn "
+            "from the same re-encoded images they are tested on, and may lose less.")

@@ -870,7 +870,7 @@ def _mixing_reading(effect: stats.Comparison) -> str:
                 "goes (each pair holds the device fixed).")
     if verdict == "contradicted":
         return f"**The precision matters** {rule}: records of the two precisions should not share one mean."
-    return (f"**Undecided** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
+    return (f"**Inconclusive** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
             "until they do, the mixing check on the conclusion page is what the means rest on.")
 
 
@@ -920,13 +920,30 @@ class SeedSettings:
             low, ok = sorted(set(outside[column])), sorted(set(inside[column]))
             if not set(low) & set(ok):
                 names, prep = " or ".join(low), "in" if column == "precision" else "on"
-                return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} inside: "
-                               f"with the seed held fixed, the {column} separates them. "
-                               + caveat.format(what=names))
+                return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} "
+                               "inside. " + _other_factor(self.runs, column, what) + caveat.format(what=names))
         out = ", ".join(f"{r.device} {r.precision}" for _, r in outside.iterrows())
         verb = "falls" if len(outside) == 1 else "fall"
         return text + (f"Only {out} {verb} outside it: with the seed held fixed, the arithmetic decides, but no single "
                        "factor (device or precision) separates the runs. " + caveat.format(what="a setting"))
+
+
+def _other_factor(runs: pd.DataFrame, column: str, what: str) -> str:
+    """What the other factor does among runs that share ``column``'s value: one run per setting cannot
+    tell ``column`` apart from it when it moves the seed as much."""
+    other = "device" if column == "precision" else "precision"
+    spreads = []
+    for value, group in runs.groupby(column):
+        if group[other].nunique() > 1:
+            values = group[what]
+            spreads.append((float(values.max() - values.min()), value, " and ".join(sorted(set(group[other])))))
+    if not spreads:
+        return (f"Each {column} was run in one {other} only, so these runs cannot tell the {column} apart from the "
+                f"{other}: they do not show that the {column} separates them. ")
+    spread, value, where = max(spreads)
+    return (f"That rests on one run per setting: the {value} runs alone, on {where}, differ by {spread:.2f} points, "
+            f"so the {other}'s arithmetic moves this seed too; these runs do not show that the {column} is what "
+            "separates them. ")
 
 
 def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric: str = "test_acc",

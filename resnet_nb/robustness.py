@@ -101,11 +101,12 @@ def similarity_sentence(table: pd.DataFrame, margin: float = 1.0) -> str:
         return "No similarity line has an interval yet."
     needs = [v for v in table["seeds needed for ± 1 pt"] if isinstance(v, int)]
     n = int(table["n"].max())
-    text = (f"**How many seeds would *very similar* need?** At the spread these records show, a verdict of ± {margin:g} "
-            f"point needs the whole 95 % interval inside the band; with n = {n} that is out of reach here")
+    text = (f"**How many seeds would *very similar* need?** A verdict of ± {margin:g} point needs the whole 95 % "
+            "interval inside the band")
     if needs:
-        text += (f": it would take {min(needs)} to {max(needs)} seeds per option (paired), if the mean differences "
-                 "and spreads stayed as measured")
+        reach = "out of reach" if min(needs) > n else "within reach for some depths"
+        text += (f"; at the mean differences and spreads these records show, that takes {min(needs)} to "
+                 f"{max(needs)} seeds per option (paired), so at n = {n} it is {reach}")
     never = int((table["seeds needed for ± 1 pt"].astype(str).str.startswith("never")).sum())
     if never:
         text += f"; for {never} depth(s) no number of seeds would do, their mean difference being beyond the band"
