@@ -621,7 +621,7 @@ def counts_markdown(findings: Sequence[Finding]) -> str:
         lines.append(f"* **{c}s**: {tested[c]} tested: {_counts_text(table[c])}.")
     if untested:
         names = sorted({f.claim.source for f in findings if f.category == "not yet tested"})
-        lines.append(f"* **not yet tested**: {untested} (no records: {', '.join(names)}); no verdict, not counted "
+        lines.append(f"* **not yet tested**: {untested} (no records: {'; '.join(names)}); no verdict, not counted "
                      "above.")
     return "\n".join(lines)
 
@@ -660,75 +660,6 @@ def _plain_estimate(f: Finding) -> str:
     if math.isnan(c.lo):
         return f"{c.estimate:.2f} (no interval)"
     return f"{c.estimate:.2f} [{c.lo:.2f}, {c.hi:.2f}]"
-
-
-# --- does a verdict rest on mixing devices and precisions? ----------------------------------------
-
-# Record subsets for :func:`mixing_check`: each leaves out one kind of record that the means mix in.
-RECORD_SUBSETS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "bf16 records only": lambda df: df[df["precision"] == "bf16"] if len(df) else df,
-    "CPU records only": lambda df: df[df["device"] == "cpu"] if len(df) else df,
-}
-
-
-def mixing_check(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
-                 subsets: Mapping[str, Callable[[pd.DataFrame], pd.DataFrame]] = RECORD_SUBSETS) -> pd.DataFrame:
-    """Every finding's verdict on all records and on each subset of them (with n), and how they differ.
-
-    ``difference``: ``none``; ``flips`` (reproduced on one set, contradicted on another: the conclusion
-    depends on the mix); ``too few seeds in a subset`` (a subset loses the seeds a verdict needs, which
-    says nothing about the mix); or ``decided on one set only`` (both have enough seeds, one interval
-    decides and the other does not: at this n, which records are mixed in matters).
-    """
-    base = ledger(df, paper_df)
-    others = {name: ledger(pick(df), None if paper_df is None else pick(paper_df)) for name, pick in subsets.items()}
-    rows = []
-    for i, f in enumerate(base):
-        row = {"source": f.claim.source, "compared": f.scope, "all records": f"{f.verdict} (n = {f.n_text()})"}
-        changed = []
-        for name, findings in others.items():
-            g = findings[i]
-            assert g.scope == f.scope  # one ledger, one order
-            row[name] = f"{g.verdict} (n = {g.n_text()})"
-            if g.verdict != f.verdict:
-                changed.append(g)
-        verdicts = {f.verdict, *(g.verdict for g in changed)}
-        if not changed:
-            row["difference"] = "none"
-        elif {"reproduced", "contradicted"} <= verdicts:
-            row["difference"] = "flips"
-        elif all(g.verdict == "inconclusive" and _min_n(g) < stats.MIN_SEEDS for g in changed):
-            row["difference"] = "too few seeds in a subset"
-        else:
-            row["difference"] = "decided on one set only"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["source", "compared", "all records", *subsets, "difference"])
-
-
-def _verb(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many
-
-
-def _min_n(f: Finding) -> int:
-    return 0 if f.comparison is None else min(f.comparison.n)
-
-
-def mixing_summary(table: pd.DataFrame) -> str:
-    """One Markdown paragraph on :func:`mixing_check`'s table, generated from it."""
-    if table.empty:
-        return "No findings to check."
-    subsets = [c for c in table.columns if c not in ("source", "compared", "all records", "difference")]
-    kinds = table["difference"].value_counts()
-    flips, few, one = (int(kinds.get(k, 0)) for k in ("flips", "too few seeds in a subset", "decided on one set only"))
-    text = (f"Judged again on {' and on '.join(f'*{s}*' for s in subsets)}, **{flips} of {len(table)} verdicts "
-            f"{_verb(flips, 'flips', 'flip')}** between reproduced and contradicted; {few} "
-            f"{_verb(few, 'loses', 'lose')} the 3 seeds a verdict needs in a subset (which says nothing about the "
-            f"mix); {one} {_verb(one, 'is', 'are')} decided on one set of records and not on another although both "
-            "have 3 seeds or more.")
-    if flips == 0 and one == 0:
-        return text + " At this n, the mix of devices and precisions decides no verdict."
-    return text + (" For those, which records are mixed in matters at this n: the precision check "
-                   "(`precision10`) is what settles it.")
 
 
 # --- single-run questions: is one seed an outlier, does precision matter? -------------------------
@@ -871,7 +802,8 @@ def _mixing_reading(effect: stats.Comparison) -> str:
     if verdict == "contradicted":
         return f"**The precision matters** {rule}: records of the two precisions should not share one mean."
     return (f"**Inconclusive** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
-            "until they do, the mixing check on the conclusion page is what the means rest on.")
+            "until they do, the conclusion page's reading without the seeds made in two settings is what the means "
+            "rest on.")
 
 
 @dataclass(frozen=True)
@@ -921,29 +853,31 @@ class SeedSettings:
             if not set(low) & set(ok):
                 names, prep = " or ".join(low), "in" if column == "precision" else "on"
                 return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} "
-                               "inside. " + _other_factor(self.runs, column, what) + caveat.format(what=names))
+                               "inside. " + _other_factor(self.runs, column, what, outside, inside)
+                               + caveat.format(what=names))
         out = ", ".join(f"{r.device} {r.precision}" for _, r in outside.iterrows())
         verb = "falls" if len(outside) == 1 else "fall"
         return text + (f"Only {out} {verb} outside it: with the seed held fixed, the arithmetic decides, but no single "
                        "factor (device or precision) separates the runs. " + caveat.format(what="a setting"))
 
 
-def _other_factor(runs: pd.DataFrame, column: str, what: str) -> str:
-    """What the other factor does among runs that share ``column``'s value: one run per setting cannot
-    tell ``column`` apart from it when it moves the seed as much."""
+def _other_factor(runs: pd.DataFrame, column: str, what: str, outside: pd.DataFrame, inside: pd.DataFrame) -> str:
+    """What the other factor does among runs that share ``column``'s value, against the gap between the
+    runs outside and inside: with one run per setting, ``column`` cannot be told apart from it."""
     other = "device" if column == "precision" else "precision"
+    gap = min(abs(float(a) - float(b)) for a in outside[what] for b in inside[what])
     spreads = []
     for value, group in runs.groupby(column):
         if group[other].nunique() > 1:
             values = group[what]
             spreads.append((float(values.max() - values.min()), value, " and ".join(sorted(set(group[other])))))
     if not spreads:
-        return (f"Each {column} was run in one {other} only, so these runs cannot tell the {column} apart from the "
-                f"{other}: they do not show that the {column} separates them. ")
+        return (f"That rests on one run per setting, and each {column} ran in one {other} only: these runs cannot "
+                f"tell the {column} apart from the {other}. ")
     spread, value, where = max(spreads)
     return (f"That rests on one run per setting: the {value} runs alone, on {where}, differ by {spread:.2f} points, "
-            f"so the {other}'s arithmetic moves this seed too; these runs do not show that the {column} is what "
-            "separates them. ")
+            f"against {gap:.2f} between the closest runs outside and inside; so the {other} moves this seed too, and "
+            f"these runs cannot tell the {column} apart from the rest of the arithmetic. ")
 
 
 def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric: str = "test_acc",
@@ -968,6 +902,39 @@ def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric:
                           "precision": mine["precision"].to_numpy(), what: values.round(2).to_numpy(),
                           "where": where})
     return SeedSettings(model, seed, metric, table, others, lo, hi)
+
+
+def _line_markdown(f: Finding) -> str:
+    robust = "" if not f.robustness else f"; **{f.robustness}**" + (f" (changes under {'; '.join(f.flips)})"
+                                                                    if f.flips else "")
+    note = f"; {f.note}" if f.note else ""
+    return (f"* {f.scope} ({f.measure}; claimed {f.region_text()}): {f.estimate_text()}, n = {f.n_text()}, "
+            f"{f.test_text()} → **{f.verdict}** ({f.reason}{note}{robust})")
+
+
+LEDGER_SECTIONS = (("report claim", "Report claims, judged on the records"),
+                   ("our extension", "Our extensions (questions the report did not ask: not counted among its verdicts)"),
+                   ("paper claim", "Paper claims, judged on the records"),
+                   ("not yet tested", "Not yet tested (no records: no verdict)"))
+
+
+def ledger_markdown(findings: Sequence[Finding], counts: bool = True) -> str:
+    """The ledger for the conclusion page: the counts (unless ``counts`` is False), then one section per
+    category, each claim quoted once and one bullet per line (with its robustness when it has been judged)."""
+    lines = [counts_markdown(findings)] if counts else []
+    for category, title in LEDGER_SECTIONS:
+        mine = [f for f in findings if f.category == category]
+        if not mine:
+            continue
+        lines += ["", f"### {title}", ""] if lines else [f"### {title}", ""]
+        seen: list[str] = []
+        for f in mine:
+            if f.claim.key not in seen:
+                seen.append(f.claim.key)
+                kind = {"report": "quoted", "paper": "paraphrased", "extension": "our question"}[f.claim.origin]
+                lines += ["", f"*{f.claim.source}* ({kind}):", "", f"> {f.claim.text}", ""]
+            lines.append(_line_markdown(f))
+    return "\n".join(lines)
 
 
 def rank_sentence(df: pd.DataFrame, model: str) -> str:

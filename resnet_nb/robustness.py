@@ -54,7 +54,8 @@ def robust_ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
 
 
 def robustness_table(findings: Sequence[Finding], others: dict[str, list[Finding]]) -> pd.DataFrame:
-    """One row per tested line: the planned verdict, the verdict under each reading, robust or fragile."""
+    """One row per tested line: the planned verdict, the verdict under each reading (``≠`` marks a change),
+    robust or fragile."""
     rows = []
     for i, f in enumerate(findings):
         if f.verdict == "not tested":
@@ -62,7 +63,7 @@ def robustness_table(findings: Sequence[Finding], others: dict[str, list[Finding
         row = {"category": f.category, "source": f.claim.source, "compared": f.scope, "planned": f.verdict}
         for name, fs in others.items():
             g = fs[i]
-            row[name] = g.verdict if g.verdict == f.verdict else f"**{g.verdict}**"
+            row[name] = g.verdict if g.verdict == f.verdict else f"≠ {g.verdict}"
         row["robustness"] = f.robustness
         rows.append(row)
     return pd.DataFrame(rows, columns=["category", "source", "compared", "planned", *others, "robustness"])
@@ -73,6 +74,23 @@ def robustness_counts(findings: Sequence[Finding]) -> dict[str, int]:
     tested = [f for f in findings if f.verdict != "not tested"]
     return {"robust": sum(f.robustness == "robust" for f in tested),
             "fragile": sum(f.robustness == "fragile" for f in tested)}
+
+
+def robustness_sentence(findings: Sequence[Finding], readings: Sequence[Reading] = READINGS) -> str:
+    """One Markdown sentence: how many tested lines keep their verdict under every reading, per category."""
+    tested = [f for f in findings if f.verdict != "not tested"]
+    if not tested:
+        return "No line has records yet: nothing to re-judge."
+    parts = []
+    for category in ("report claim", "paper claim", "our extension"):
+        mine = [f for f in tested if f.category == category]
+        if mine:
+            robust = sum(f.robustness == "robust" for f in mine)
+            parts.append(f"{robust} of {len(mine)} {category} line{'s' if len(mine) > 1 else ''} robust")
+    names = "; ".join(r.name for r in readings)
+    return (f"**Robustness.** Each tested line judged again under {len(readings)} other readings ({names}): "
+            f"{', '.join(parts)}. The others are fragile: a reading changes their verdict (the table below says "
+            "which).")
 
 
 def similarity_seeds(findings: Sequence[Finding]) -> pd.DataFrame:
