@@ -633,14 +633,21 @@ def chapter_findings(findings: Sequence[Finding], chapter: str) -> str:
         return "**What the records show.** No claim of the report or the paper is judged on this page."
     lines = ["**What the records show** (computed from the records; the verdict rule is on the conclusion page):", ""]
     for f in mine:
-        tag = "" if f.category == "report claim" else f" [{f.category}]"
+        tag = " [not yet tested]" if f.category == "not yet tested" else ""  # the source names the others
         lines.append(f"* *{f.claim.source}*{tag}, {f.scope}: {f.estimate_text()} (n = {f.n_text()}; {f.test_text()}) "
                      f"→ **{f.verdict}** ({f.reason}{'; ' + f.note if f.note else ''}).")
     return "\n".join(lines)
 
 
+# One reading of a stated figure, in words: a reading that misses the band does not contradict the claim (the
+# figure as a whole is *not matched* when every reading misses it).
+READING_WORDS = {"reproduced": "reproduces it", "contradicted": "misses the band",
+                 "inconclusive": "meets the band, too wide to pin it", "not tested": "no records"}
+
+
 def interpretation_table(findings: Sequence[Finding]) -> pd.DataFrame:
-    """Every reading of every stated figure: the figure, the reading, our estimate [95 % CI], its verdict."""
+    """Every reading of every stated figure: the figure, the reading, our estimate [95 % CI], what this reading
+    says (:data:`READING_WORDS`)."""
     rows = []
     for f in findings:
         if not isinstance(f.rule, Value) or len(f.interpretations) < 2:
@@ -649,8 +656,8 @@ def interpretation_table(findings: Sequence[Finding]) -> pd.DataFrame:
             shown = dataclasses.replace(f, comparison=i.comparison, unit="")
             rows.append({"stated": f"{'about ' if f.rule.about else ''}{f.rule.stated} % ({f.claim.source})",
                          "band": f"{f.rule.claimed:g} ± {f.rule.tolerance:g}", "reading": i.name,
-                         "estimate [95 % CI]": _plain_estimate(shown), "verdict": i.verdict})
-    return pd.DataFrame(rows, columns=["stated", "band", "reading", "estimate [95 % CI]", "verdict"])
+                         "estimate [95 % CI]": _plain_estimate(shown), "this reading": READING_WORDS[i.verdict]})
+    return pd.DataFrame(rows, columns=["stated", "band", "reading", "estimate [95 % CI]", "this reading"])
 
 
 def _plain_estimate(f: Finding) -> str:

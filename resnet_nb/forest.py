@@ -10,6 +10,7 @@ cuts none of them; the figure keeps one row per line there too (``meta.phone_plo
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 
@@ -24,13 +25,21 @@ VERDICT_COLOURS = {"reproduced": "#1a9850", "contradicted": "#d73027", "not matc
 PANELS = (("pt", "accuracy differences (points)"), ("%", "stated figures, as the report computes them (%)"),
           ("nats", "loss differences (nats)"))
 ROW_PX = 46  # per line: its label above, its interval below
-LABEL_CHARS = 52  # a label longer than this wraps (a 390 px phone holds about 55 characters of 11 px text)
+LABEL_CHARS = 46  # a label longer than this wraps (a 390 px phone holds about 54 characters of 11 px text)
 
 
 def label(f: Finding) -> str:
-    """The line's label on the figure: its source and what it compares, wrapped to fit a phone."""
+    """The line's label on the figure: its source and what it compares (parenthetical detail left to the
+    hover), wrapped to at most two lines that fit a phone."""
     section = f.claim.source.replace("report ", "").replace("our extension of ", "ext. of ")
-    return "<br>".join(textwrap.wrap(f"{section} · {f.scope}", LABEL_CHARS)[:2])
+    short = f.scope
+    while (shorter := re.sub(r"\s*\([^()]*\)", "", short)) != short:  # innermost parentheses first
+        short = shorter
+    short = re.sub(r"(epoch|depth|step) (\d)", "\\1\u00a0\\2", short.replace("`", "").strip(" :"))  # kept on one line
+    lines = textwrap.wrap(f"{section} · {short}", LABEL_CHARS)
+    if len(lines) > 2:
+        lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), LABEL_CHARS, placeholder=" …")]
+    return "<br>".join(lines)
 
 
 def _region(f: Finding, lo: float, hi: float) -> tuple[float, float] | None:
