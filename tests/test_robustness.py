@@ -181,3 +181,30 @@ def test_forest_figure_draws_every_tested_line_once() -> None:
         "not yet tested" in (a.text or "") for a in fig.layout.annotations)
     assert forest.forest_figure(claims.ledger(grid_frame().iloc[0:0])).layout.title.text == (
         "The ledger: every tested line")
+
+
+def test_copy_cost_text_says_what_the_difference_measures_and_what_it_does_not() -> None:
+    from resnet_nb import akamaster
+
+    records = [{"depth": d, "test_error_pct": e, "published_test_error_pct": p, "test_images": 10_000,
+                "provenance": {"dataset_variant": "jpeg"}} for d, e, p in ((20, 18.0, 8.0), (56, 17.5, 6.5))]
+    text = akamaster.copy_cost_text(records)
+    assert text.startswith("On our test copy (jpeg, 10,000 images) the published nets err 10.0 to 11.0 points more")
+    assert "ResNet-20 18.00 % vs 8.00 %; ResNet-56 17.50 % vs 6.50 %" in text
+    assert "It does not separate the copy from any other difference" in text and "the cost of the copy alone" not in text
+    assert akamaster.copy_cost_text([]).startswith("No akamaster evaluation records yet")
+
+
+def test_option_distance_reading_names_the_depths_beyond_twice_the_noise() -> None:
+    from resnet_nb import analysis
+
+    table = pd.DataFrame({"depth": [20, 32, 44, 56], "epochs": 10, "n_A": 5, "n_B": 5,
+                          "ssr": [9.0, 2.0, 30.0, 34.0], "noise_ssr": [9.0, 10.0, 12.5, 13.6],
+                          "rms_gap": 1.0}).set_index("depth")
+    text = analysis.option_distance_reading(table)
+    assert ("at depths 44 (2.4×) and 56 (2.5×) the A and B mean curves are at least twice as far apart as seed "
+            "noise alone would put them; at depths 20 (1.0×) and 32 (0.2×) they are not.") in text
+    assert "not equally similar at every depth" in text and "not a test" in text
+    calm = analysis.option_distance_reading(table.assign(ssr=[9.0, 2.0, 12.0, 13.0]))
+    assert "By this measure no depth stands out." in calm and "less than twice" in calm
+    assert analysis.option_distance_reading(table.assign(noise_ssr=float("nan"))).startswith("No depth has two seeds")
