@@ -47,7 +47,7 @@
     // a figure with one row per item (the ledger's forest plot) names the plot height it needs in meta
     var keep = layout.meta && layout.meta.phone_plot_px;
     var plotPx = keep ? keep : Math.min(380, Math.round(width * 0.9));
-    var top = 50 + 34 * menus.length;
+    var top = (keep && layout.meta.phone_top_px) || 50 + 34 * menus.length;
     if (full.showlegend) {
       update["legend.orientation"] = "h";
       update["legend.x"] = 0;

@@ -53,12 +53,19 @@ def _region(f: Finding, lo: float, hi: float) -> tuple[float, float] | None:
     return None
 
 
+def _escape(text: str) -> str:
+    """Free text for plotly's pseudo-HTML: a bare < or > (as in "claimed < 0") must not read as a tag."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _hover(f: Finding) -> str:
-    quote = "<br>".join(textwrap.wrap(f"“{f.claim.text}”", 60))
-    flips = "" if not f.flips else "<br>changes under: " + "<br>  ".join(f.flips)
-    return (f"<b>{f.claim.source}</b> ({f.category})<br>{'<br>'.join(textwrap.wrap(f.scope, 60))}<br>"
-            f"estimate {f.estimate_text()}, n = {f.n_text()}<br>claimed: {f.region_text()}<br>"
-            f"<b>{f.verdict}</b>, {f.robustness or 'robustness not judged'}{flips}<br><i>{quote}</i>")
+    def wrap(text: str) -> str:
+        return "<br>".join(_escape(line) for line in textwrap.wrap(text, 60))
+
+    flips = "" if not f.flips else "<br>changes under: " + "<br>  ".join(_escape(x) for x in f.flips)
+    return (f"<b>{_escape(f.claim.source)}</b> ({f.category})<br>{wrap(f.scope)}<br>"
+            f"estimate {_escape(f.estimate_text())}, n = {f.n_text()}<br>claimed: {_escape(f.region_text())}<br>"
+            f"<b>{f.verdict}</b>, {f.robustness or 'robustness not judged'}{flips}<br><i>{wrap(f'“{f.claim.text}”')}</i>")
 
 
 def forest_figure(findings: Sequence[Finding], title: str = "The ledger: every tested line") -> go.Figure:
@@ -119,9 +126,10 @@ def forest_figure(findings: Sequence[Finding], title: str = "The ledger: every t
             "the stated value ± its tolerance, dotted) · filled: robust, hollow: fragile (hover for the readings "
             f"that change it) · {untested} line(s) not yet tested (no records) are not drawn")
     plot_px = ROW_PX * len(tested) + 60 * len(panels)
-    fig.update_layout(legend={"orientation": "h"}, meta={"phone_plot_px": plot_px})
+    # on a phone (_static/phone-figures.js): one row per line still, and room for the first panel's title
+    fig.update_layout(legend={"orientation": "h"}, meta={"phone_plot_px": plot_px, "phone_top_px": 84})
     fig = _layout(fig, title, note, height=plot_px + 60)
     height = float(fig.layout.height)
-    fig.update_layout(margin={"l": 12, "r": 12, "t": 120},
-                      legend={"y": 1 - 38 / height, "yanchor": "top", "yref": "container", "x": 0.01})
+    fig.update_layout(margin={"l": 12, "r": 12, "t": 136},  # title, two rows of legend, the first panel's title
+                      legend={"y": 1 - 50 / height, "yanchor": "top", "yref": "container", "x": 0.01})
     return fig
