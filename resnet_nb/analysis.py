@@ -327,7 +327,8 @@ def option_distance_reading(table: pd.DataFrame) -> str:
                                          "apart as seed noise alone would put them")
     text += (". By the report's own measure, then, the options are not equally similar at every depth." if far else
              ". By this measure no depth stands out.")
-    text += (" The ratio is a description, not a test: the epochs of one run are correlated, so how far it strays from 1 when A "
+    text += (" The ratio is a description, not a test: the epochs of one run are correlated, so how far it strays "
+             "from 1 when A "
              "and B do not differ is not known here; the paired test below decides on the last epoch.")
     return text
 

@@ -195,7 +195,8 @@ REPORT_CLAIMS = {
 }
 EXTENSION_CLAIMS = {
     "cifar_stem": Claim("cifar_stem", "our extension of §2.3.1",
-                        "The report ran torchvision's ResNet as it is. Is its ImageNet stem what makes it worse? If so, "
+                        "The report ran torchvision's ResNet as it is. Is its ImageNet stem what makes it worse? "
+                        "If so, "
                         "ResNet-18 with a CIFAR stem should beat ResNet-20.", "04_torchvision", "extension"),
 }
 PAPER_CLAIMS = {
@@ -920,7 +921,8 @@ def _line_markdown(f: Finding) -> str:
 
 
 LEDGER_SECTIONS = (("report claim", "Report claims, judged on the records"),
-                   ("our extension", "Our extensions (questions the report did not ask: not counted among its verdicts)"),
+                   ("our extension",
+                    "Our extensions (questions the report did not ask: not counted among its verdicts)"),
                    ("paper claim", "Paper claims, judged on the records"),
                    ("not yet tested", "Not yet tested (no records: no verdict)"))
 

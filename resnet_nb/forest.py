@@ -65,7 +65,8 @@ def _hover(f: Finding) -> str:
     flips = "" if not f.flips else "<br>changes under: " + "<br>  ".join(_escape(x) for x in f.flips)
     return (f"<b>{_escape(f.claim.source)}</b> ({f.category})<br>{wrap(f.scope)}<br>"
             f"estimate {_escape(f.estimate_text())}, n = {f.n_text()}<br>claimed: {_escape(f.region_text())}<br>"
-            f"<b>{f.verdict}</b>, {f.robustness or 'robustness not judged'}{flips}<br><i>{wrap(f'“{f.claim.text}”')}</i>")
+            f"<b>{f.verdict}</b>, {f.robustness or 'robustness not judged'}{flips}<br>"
+            f"<i>{wrap(f'“{f.claim.text}”')}</i>")
 
 
 def forest_figure(findings: Sequence[Finding], title: str = "The ledger: every tested line") -> go.Figure:
