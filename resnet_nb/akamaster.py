@@ -237,8 +237,10 @@ def roundtrip_text(records: list[dict[str, Any]]) -> str:
     extra = [r["extra_error_pts"] for r in records]
     parts = "; ".join(f"ResNet-{r['depth']} {r['test_error_pct']:.2f} → {r['roundtrip_error_pct']:.2f} %"
                       for r in records)
-    return (f"**A control.** The same test images passed once more through a JPEG encoder (quality "
-            f"{records[0]['quality']}, {records[0]['encoder']}) cost the same nets {min(extra):+.2f} to "
-            f"{max(extra):+.2f} points more ({parts}). The nets are sensitive to JPEG artefacts to that extent; "
-            "one more pass of an encoder over images that have already been through one is not the first pass, "
-            "so this bounds nothing about the first pass's cost: it shows the kind of damage, not its size.")
+    return (f"**A control, cheap and partial.** One more JPEG pass over the test copy (quality "
+            f"{records[0]['quality']}, {records[0]['encoder']}) costs the same nets {min(extra):+.2f} to "
+            f"{max(extra):+.2f} points more ({parts}). A second pass over images already compressed at a similar "
+            "quality is expected to change them far less than the first did, so this number neither measures the "
+            "first pass's cost nor rules out another cause of the gap above. The control that would (the same nets "
+            "on the original test pixels, evaluated here) needs the original batches, which these machines do not "
+            "have.")

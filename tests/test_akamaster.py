@@ -144,7 +144,8 @@ def test_roundtrip_record_is_the_error_before_and_after_one_more_jpeg_pass(fake_
                {"depth": 56, "quality": 75, "encoder": "PIL", "test_error_pct": 17.0, "roundtrip_error_pct": 17.25,
                 "extra_error_pts": 0.25}]
     text = roundtrip_text(records)
-    assert text.startswith("**A control.** The same test images passed once more through a JPEG encoder (quality 75, "
-                           "PIL) cost the same nets +0.25 to +1.50 points more (ResNet-20 19.00 → 20.50 %; ResNet-56 "
+    assert text.startswith("**A control, cheap and partial.** One more JPEG pass over the test copy (quality 75, PIL) "
+                           "costs the same nets +0.25 to +1.50 points more (ResNet-20 19.00 → 20.50 %; ResNet-56 "
                            "17.00 → 17.25 %).")
+    assert "neither measures the first pass's cost nor rules out another cause" in text
     assert roundtrip_text([]).startswith("No JPEG round-trip control yet")
