@@ -105,8 +105,7 @@ def forest_figure(findings: Sequence[Finding], title: str = "The ledger: every t
             fragile = f.robustness == "fragile"
             name = f.verdict
             fig.add_trace(go.Scatter(
-                x=[c.estimate], y=[y - 0.1], mode="markers", name=name, legendgroup=name,
-                showlegend=name not in shown,
+                x=[c.estimate], y=[y - 0.1], mode="markers", name=name, legendgroup=name, showlegend=False,
                 error_x={"type": "data", "symmetric": False, "array": [max(c.hi - c.estimate, 0)],
                          "arrayminus": [max(c.estimate - c.lo, 0)], "color": colour, "thickness": 2, "width": 4},
                 marker={"color": "white" if fragile else colour, "size": 11, "symbol": "circle",
@@ -118,6 +117,9 @@ def forest_figure(findings: Sequence[Finding], title: str = "The ledger: every t
         fig.update_xaxes(range=[lo, hi], zeroline=True, zerolinecolor="#999", zerolinewidth=1.5,
                          title_text={"pt": "estimate, points", "%": "estimate, %", "nats": "estimate, nats"}[unit],
                          title_standoff=4, row=row, col=1)
+    for name in (v for v in VERDICT_COLOURS if v in shown):  # legend swatches: filled, whatever the first line is
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=name, legendgroup=name,
+                                 marker={"color": VERDICT_COLOURS[name], "size": 11}), row=1, col=1)
     for kind, symbol_fill in (("robust (every reading agrees)", "#444"), ("fragile (a reading changes it)", "white")):
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=kind,
                                  marker={"color": symbol_fill, "size": 11, "line": {"color": "#444", "width": 2.5}}),

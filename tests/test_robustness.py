@@ -173,6 +173,10 @@ def test_forest_figure_draws_every_tested_line_once() -> None:
     assert {t.marker.color for t in points if t.name == "reproduced"} <= {forest.VERDICT_COLOURS["reproduced"], "white"}
     hollow = sum(t.marker.color == "white" for t in points)
     assert hollow == sum(f.robustness == "fragile" for f in tested)
+    legend = {t.name: t.marker.color for t in fig.data if t.showlegend is not False}
+    for verdict in {f.verdict for f in tested}:  # one filled swatch per verdict drawn, even if its first line is fragile
+        assert legend[verdict] == forest.VERDICT_COLOURS[verdict]
+    assert all(t.showlegend is False for t in points)
     labels = [a.text for a in fig.layout.annotations if a.xanchor == "left" and a.yanchor == "bottom"]
     assert len(labels) == len(tested)
     assert all(len(line) <= forest.LABEL_CHARS for text in labels for line in text.split("<br>"))
