@@ -44,8 +44,10 @@
     var traces = (gd.data || []).filter(function (t) { return t.showlegend !== false && t.name; }).length;
     var legendRows = full.showlegend ? Math.ceil(traces / Math.max(1, Math.floor(width / 170))) : 0;
     var captionPx = captionLines ? 70 + 15 * captionLines : 60;
-    var plotPx = Math.min(380, Math.round(width * 0.9));
-    var top = 50 + 34 * menus.length;
+    // a figure with one row per item (the ledger's forest plot) names the plot height it needs in meta
+    var keep = layout.meta && layout.meta.phone_plot_px;
+    var plotPx = keep ? keep : Math.min(380, Math.round(width * 0.9));
+    var top = (keep && layout.meta.phone_top_px) || 50 + 34 * menus.length;
     if (full.showlegend) {
       update["legend.orientation"] = "h";
       update["legend.x"] = 0;

@@ -305,3 +305,33 @@ def option_distance(df: pd.DataFrame, metric: str = "test_acc") -> pd.DataFrame:
                      "n_B": int(b["count"].min()), "ssr": ssr, "noise_ssr": noise,
                      "rms_gap": (ssr / len(epochs)) ** 0.5})
     return pd.DataFrame(rows, columns=["depth", "epochs", "n_A", "n_B", "ssr", "noise_ssr", "rms_gap"]).set_index("depth")
+
+
+def option_distance_reading(table: pd.DataFrame) -> str:
+    """One Markdown sentence reading :func:`option_distance`: at which depths the A and B mean curves are
+    further apart than seed noise alone would put them (SSR / noise_ssr), and what that ratio is not."""
+    usable = table.dropna(subset=["noise_ssr"]) if len(table) else table
+    usable = usable[usable["noise_ssr"] > 0] if len(usable) else usable
+    if usable.empty:
+        return "No depth has two seeds of each option yet: no noise level to read the distances against."
+    ratio = usable["ssr"] / usable["noise_ssr"]
+    far = [f"{d} ({r:.1f}×)" for d, r in ratio.items() if r >= 2]
+    near = [f"{d} ({r:.1f}×)" for d, r in ratio.items() if r < 2]
+    text = "**Reading the distances.** SSR divided by the noise level: "
+    if far:
+        text += (f"at {_depths(far)} the A and B mean curves are at least twice as far apart as seed noise alone "
+                 "would put them")
+    if near:
+        text += ("; " if far else "") + (f"at {_depths(near)} they are not" if far else
+                                         f"at {_depths(near)} the A and B mean curves are less than twice as far "
+                                         "apart as seed noise alone would put them")
+    text += (". By the report's own measure, then, the options are not equally similar at every depth." if far else
+             ". By this measure no depth stands out.")
+    text += (" The ratio is a description, not a test: the epochs of one run are correlated, so how far it strays "
+             "from 1 when A "
+             "and B do not differ is not known here; the paired test below decides on the last epoch.")
+    return text
+
+
+def _depths(items: list[str]) -> str:
+    return ("depth " + items[0]) if len(items) == 1 else "depths " + ", ".join(items[:-1]) + " and " + items[-1]

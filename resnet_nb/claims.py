@@ -1,10 +1,16 @@
-"""The claims ledger: every claim of the student report (quoted, with its section) and the paper's
-CIFAR-10 claims, each with our number, its 95 % interval, n, the test and a verdict, computed from
-the result records by the rule of :mod:`resnet_nb.stats`.
+"""The claims ledger: every testable claim of the student report (quoted, with its section), the paper's
+CIFAR-10 claims, and the book's own extensions, each line with our number, its 95 % interval, n, the
+test and a verdict, computed from the result records by the rules of :mod:`resnet_nb.stats` under a
+:class:`~resnet_nb.readings.Reading` (the planned one unless another is given).
+
+Every line has a **category**: *report claim*, *paper claim*, *our extension* (a question the report
+never asked: shown apart, never counted among the report's verdicts) or *not yet tested* (no records:
+no verdict, counted apart). One line is one test and counts once.
 
 The report's claims are quoted verbatim from its full text (``../shared/report/``; a test checks
-each quote against it). The paper's claims are paraphrased with their table or figure. Nothing
-here is a measurement except what :func:`ledger` computes from the records it is given.
+each quote against it). The paper's claims are paraphrased with their table or figure. The report's
+statements *about the paper* are checked against the paper's text in :mod:`resnet_nb.facts`.
+Nothing here is a measurement except what :func:`ledger` computes from the records it is given.
 """
 
 from __future__ import annotations
@@ -13,13 +19,16 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from . import stats
 from .analysis import improvement_pct as improvement_of
-from .stats import Comparison, Verdict
+from .readings import PLANNED, Reading, at_epoch, common_seeds, compare, mean_over, run_values, samples
+from .readings import paired as paired_under
+from .stats import LEVEL, Comparison
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the option-A ResNets (110: best of 5 runs).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}
@@ -28,29 +37,101 @@ PAPER_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
 REPORT_DEPTHS = (20, 32, 44, 56)
 # "Very similar" (report, section 2.4) made testable: A and B final test accuracies within 1 point.
 SIMILAR_MARGIN_PT = 1.0
+# §2.5's "from this point onwards ... decrease": the change over the last this-many epochs of each run.
+LATE_EPOCHS = 3
+
+Origin = Literal["report", "paper", "extension"]
+Category = Literal["report claim", "paper claim", "our extension", "not yet tested"]
+LineVerdict = Literal["reproduced", "contradicted", "inconclusive", "not matched", "not tested"]
+CATEGORIES: tuple[Category, ...] = ("report claim", "paper claim", "our extension", "not yet tested")
+LINE_VERDICTS: tuple[LineVerdict, ...] = ("reproduced", "contradicted", "not matched", "inconclusive", "not tested")
+_CATEGORY: dict[str, Category] = {"report": "report claim", "paper": "paper claim", "extension": "our extension"}
+
+Compute = Callable[[pd.DataFrame, pd.DataFrame, Reading, float], "Comparison | None"]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim as its source states it."""
+    """A claim as its source states it (or, for our extensions, the question the book asks)."""
 
     key: str
-    source: str  # "report §2.4", "paper Fig. 6"
-    text: str  # the report: verbatim; the paper: a paraphrase
+    source: str  # "report §2.4", "paper Fig. 6", "our extension of §2.3.1"
+    text: str  # the report: verbatim; the paper: a paraphrase; an extension: our question
     chapter: str  # the book page that examines it
+    origin: Origin = "report"
+
+
+@dataclass(frozen=True)
+class Direction:
+    """"x − y is > 0" (``sign`` +1) or "< 0" (-1)."""
+
+    sign: int = 1
+
+
+@dataclass(frozen=True)
+class Similar:
+    """"x − y lies within ± margin"."""
+
+    margin: float = SIMILAR_MARGIN_PT
+
+
+@dataclass(frozen=True)
+class Value:
+    """"The figure is ``claimed``" as the source states it (``stated``, with or without "about"); the
+    tolerance comes from that wording alone (:func:`stats.stated_tolerance`). ``readings``: each
+    reasonable reading of an ambiguous figure (name, computation); the first is the book's."""
+
+    stated: str
+    about: bool
+    readings: tuple[tuple[str, Compute], ...]
+
+    @property
+    def claimed(self) -> float:
+        return float(self.stated)
+
+    @property
+    def tolerance(self) -> float:
+        return stats.stated_tolerance(self.stated, self.about)
+
+
+Rule = Direction | Similar | Value
+
+
+@dataclass(frozen=True)
+class Interpretation:
+    """One reading of a stated figure: our estimate under it and its verdict by the value rule."""
+
+    name: str
+    comparison: Comparison | None
+    verdict: LineVerdict
+    reason: str
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One row of the ledger: a claim (or one depth of it) judged on the records."""
+    """One line of the ledger: one test of a claim (or of one step or depth of it) on the records."""
 
     claim: Claim
     scope: str  # "depth 56", "mean over depths 20–56", ...
     measure: str  # what was measured, with units
     comparison: Comparison | None  # None: no records
-    verdict: Verdict
+    verdict: LineVerdict
     reason: str
     unit: str = "pt"
+    rule: Rule | None = None
+    interpretations: tuple[Interpretation, ...] = ()
+    robustness: str = ""  # "robust", "fragile" or "" (not judged under other readings, or not tested)
+    flips: tuple[str, ...] = ()  # "reading: verdict" for each reading that changes the verdict
+    note: str = ""  # what the records cannot say (e.g. beyond their last epoch)
+
+    @property
+    def line(self) -> str:
+        """The line's identity in the ledger (stable across readings)."""
+        return f"{self.claim.key}|{self.scope}"
+
+    @property
+    def category(self) -> Category:
+        return "not yet tested" if self.verdict == "not tested" else _CATEGORY[self.claim.origin]
 
     def estimate_text(self) -> str:
         c = self.comparison
@@ -68,6 +149,17 @@ class Finding:
         if c is None:
             return "—"
         return c.test + ("" if math.isnan(c.p_value) else f", p = {c.p_value:.2g}")
+
+    def region_text(self) -> str:
+        """The claim's region on the line's scale: the claimed side of zero, the ± band, the value ± tolerance."""
+        r = self.rule
+        if isinstance(r, Direction):
+            return "> 0" if r.sign > 0 else "< 0"
+        if isinstance(r, Similar):
+            return f"within ± {r.margin:g} {self.unit}"
+        if isinstance(r, Value):
+            return f"{r.claimed:g} ± {r.tolerance:g} {self.unit}"
+        return "—"
 
 
 def _num(x: float, unit: str) -> str:
@@ -90,6 +182,10 @@ REPORT_CLAIMS = {
     "option_a_better": Claim("option_a_better", "report §2.4",
                              "Moreover, option (A) offers slightly better overall performance than option (B).",
                              "06_shortcut_options"),
+    "ten_epochs": Claim("ten_epochs", "report §2.5",
+                        "we have limited our experiments to 10 epochs for computational reasons, as it is generally "
+                        "from this point onwards that the performances of both networks decrease.",
+                        "07_resnet_vs_plain"),
     "plain_worse": Claim("plain_worse", "report §2.5",
                          "We can see with the figure 2.9 that ResNet performs much better than the CNN, especially "
                          "when the depth is large.", "07_resnet_vs_plain"),
@@ -97,16 +193,22 @@ REPORT_CLAIMS = {
                          "According to our results, ResNet improves on average the accuracy and loss of the CNN by "
                          "about 28% and 43% after 10 epochs.", "07_resnet_vs_plain"),
 }
+EXTENSION_CLAIMS = {
+    "cifar_stem": Claim("cifar_stem", "our extension of §2.3.1",
+                        "The report ran torchvision's ResNet as it is. Is its ImageNet stem what makes it worse? "
+                        "If so, "
+                        "ResNet-18 with a CIFAR stem should beat ResNet-20.", "04_torchvision", "extension"),
+}
 PAPER_CLAIMS = {
     "degradation": Claim("degradation", "paper §4.2, Fig. 6 (left)",
                          "Deeper plain nets have higher training error: plain-56 trains worse than plain-20.",
-                         "02_degradation"),
+                         "02_degradation", "paper"),
     "resnet_depth": Claim("resnet_depth", "paper §4.2, Table 6, Fig. 6 (middle)",
                           "Deeper ResNets reach lower test error: 8.75 % (20 layers) to 6.97 % (56 layers).",
-                          "05_depth"),
+                          "05_depth", "paper"),
     "table6": Claim("table6", "paper Table 6",
                     "Test error with the paper's protocol: ResNet-20 8.75 %, 32 7.51 %, 44 7.17 %, 56 6.97 %, "
-                    "110 6.43 % (best of 5).", "08_conclusion"),
+                    "110 6.43 % (best of 5).", "08_conclusion", "paper"),
 }
 
 
@@ -127,168 +229,402 @@ def _scale(metric: str) -> float:
 
 def paired(df: pd.DataFrame, x_model: str, y_model: str, metric: str) -> Comparison | None:
     """x − y over the seeds both have (same seed: same data order), in points for accuracies."""
-    x, y = final_values(df, x_model, metric), final_values(df, y_model, metric)
-    seeds = x.index.intersection(y.index)
-    if len(seeds) == 0:
-        return None
-    s = _scale(metric)
-    return stats.paired_t(list(x[seeds] * s), list(y[seeds] * s))
+    return paired_under(df, x_model, y_model, metric)
 
 
 def improvement_pct(df: pd.DataFrame, metric: str, depths: Sequence[int] = REPORT_DEPTHS,
-                    n_boot: int = 10_000) -> Comparison | None:
-    """The report's averaged relative improvement of ResNet (A) over plain, with the wider of a bootstrap
-    and a delta-method interval (:func:`stats.derived_interval`).
+                    n_boot: int = 10_000, reading: Reading = PLANNED, level: float = LEVEL,
+                    quantity: str = "relative") -> Comparison | None:
+    """The report's averaged improvement of ResNet (A) over plain, with the wider of a bootstrap and a
+    delta-method interval (:func:`stats.derived_interval`).
 
-    Accuracy: mean over depths of 100 (acc_R − acc_P) / acc_P; loss: of 100 (loss_P − loss_R) / loss_P,
-    each from the seed means at the last epoch. Only depths with both nets count.
+    ``quantity`` (R: ResNet, P: plain, seed means by the reading's epoch rule; mean over depths):
+    ``relative``: 100 (R − P) / P for accuracies, 100 (P − R) / P for losses; ``points``: R − P in points
+    (accuracies) or 100 (P − R) for losses (a loss difference read in hundredths); ``error``:
+    100 (R − P) / (100 − P), the relative reduction of the error (accuracies only). Only depths with both
+    nets count.
     """
-    samples: dict[str, list[float]] = {}
+    lower = not metric.endswith("_acc")
+    data: dict[str, list[float]] = {}
     used = []
     for d in depths:
-        r, p = final_values(df, f"resnet{d}-A", metric), final_values(df, f"plain{d}", metric)
-        if len(r) and len(p):
-            samples[f"R{d}"], samples[f"P{d}"] = list(r), list(p)
+        pair = samples(df, [f"resnet{d}-A", f"plain{d}"], metric, reading)
+        if pair is not None:
+            data[f"R{d}"], data[f"P{d}"] = pair[f"resnet{d}-A"], pair[f"plain{d}"]
             used.append(d)
     if not used:
         return None
-    lower = not metric.endswith("_acc")
+
+    def one(r: float, p: float) -> float:
+        if quantity == "relative":
+            return improvement_of(r, p, lower)
+        if quantity == "points":
+            return 100 * (p - r) if lower else r - p
+        if quantity == "error":
+            return 100 * (r - p) / (100 - p)
+        raise ValueError(f"unknown quantity {quantity!r}")
 
     def statistic(s: Mapping[str, np.ndarray]) -> float:
-        return float(np.mean([improvement_of(s[f"R{d}"].mean(), s[f"P{d}"].mean(), lower) for d in used]))
+        return float(np.mean([one(s[f"R{d}"].mean(), s[f"P{d}"].mean()) for d in used]))
 
-    result = stats.derived_interval(samples, statistic, n_boot=n_boot, unit=" %")
+    result = stats.derived_interval(data, statistic, n_boot=n_boot, level=level, unit=" %")
     return dataclasses.replace(result, test=f"{result.test}, depths {', '.join(map(str, used))}")
 
 
-def loss_reduction_pct(df: pd.DataFrame, deep: str, shallow: str, n_boot: int = 10_000) -> Comparison | None:
-    """100 (loss_shallow − loss_deep) / loss_shallow at the last epoch, with the wider of a bootstrap and
-    a delta-method interval (:func:`stats.derived_interval`)."""
-    a, b = final_values(df, deep, "test_loss"), final_values(df, shallow, "test_loss")
-    if not len(a) or not len(b):
+def loss_reduction_pct(df: pd.DataFrame, deep: str, shallow: str, n_boot: int = 10_000, reading: Reading = PLANNED,
+                       level: float = LEVEL, metric: str = "test_loss") -> Comparison | None:
+    """100 (shallow − deep) / shallow at the reading's epoch (losses; for accuracies 100 (deep − shallow) /
+    shallow), with the wider of a bootstrap and a delta-method interval (:func:`stats.derived_interval`)."""
+    pair = samples(df, [deep, shallow], metric, reading)
+    if pair is None:
         return None
-    return stats.derived_interval({"deep": list(a), "shallow": list(b)},
-                                  lambda s: float(100 * (s["shallow"].mean() - s["deep"].mean()) / s["shallow"].mean()),
-                                  n_boot=n_boot, unit=" %")
+    sign = -1.0 if metric.endswith("_acc") else 1.0
+    return stats.derived_interval(
+        {"deep": pair[deep], "shallow": pair[shallow]},
+        lambda s: float(sign * 100 * (s["shallow"].mean() - s["deep"].mean()) / s["shallow"].mean()),
+        n_boot=n_boot, level=level, unit=" %")
 
 
 def seed_means_over_depths(df: pd.DataFrame, x_family: Callable[[int], str], y_family: Callable[[int], str],
-                           metric: str, depths: Sequence[int] = REPORT_DEPTHS) -> Comparison | None:
-    """Paired over seeds of (mean over depths of x) − (mean over depths of y); seeds with every depth only."""
-    per_depth = []
+                           metric: str, depths: Sequence[int] = REPORT_DEPTHS, reading: Reading = PLANNED,
+                           level: float = LEVEL) -> Comparison | None:
+    """Per seed, (mean over depths of x) − (mean over depths of y); seeds with every depth only."""
+    return mean_over(df, [x_family(d) for d in depths], [y_family(d) for d in depths], metric, reading, level)
+
+
+def late_change(df: pd.DataFrame, family: Callable[[int], str], metric: str, back: int = LATE_EPOCHS,
+                depths: Sequence[int] = REPORT_DEPTHS, reading: Reading = PLANNED,
+                level: float = LEVEL) -> Comparison | None:
+    """Per seed, the mean over depths of ``metric`` at the last epoch minus ``back`` epochs before it (points
+    for accuracies): is the curve still rising, flat or already falling when the runs stop?"""
+    ends, starts, tables = [], [], []
     for d in depths:
-        x, y = final_values(df, x_family(d), metric), final_values(df, y_family(d), metric)
-        per_depth.append((x, y))
-    seeds = None
-    for x, y in per_depth:
-        common = set(x.index) & set(y.index)
-        seeds = common if seeds is None else seeds & common
+        model = family(d)
+        tables.append(run_values(df, model, metric))
+        ends.append(at_epoch(df, model, metric, 0))
+        starts.append(at_epoch(df, model, metric, back))
+    if any(t.empty for t in tables):
+        return None
+    seeds = [k for k in common_seeds(tables, reading.same_setting) if all(k in s.index for s in starts)]
     if not seeds:
         return None
-    order = sorted(seeds)
-    s = _scale(metric)
-    xs = [s * float(np.mean([x[k] for x, _ in per_depth])) for k in order]
-    ys = [s * float(np.mean([y[k] for _, y in per_depth])) for k in order]
-    return stats.paired_t(xs, ys)
+    x = [float(np.mean([e[k] for e in ends])) for k in seeds]
+    y = [float(np.mean([s[k] for s in starts])) for k in seeds]
+    return compare(x, y, reading.test, level)
 
 
-# --- the ledger --------------------------------------------------------------------------------
+def gap_growth(df: pd.DataFrame, deep: int, shallow: int, reading: Reading = PLANNED,
+               level: float = LEVEL) -> Comparison | None:
+    """Welch on per-seed ResNet − plain gaps: is the gap at ``deep`` larger than at ``shallow``?"""
+    gaps = []
+    for d in (deep, shallow):
+        r, p = (run_values(df, m, "test_acc", reading.epoch) for m in (f"resnet{d}-A", f"plain{d}"))
+        seeds = common_seeds([r, p], reading.same_setting)
+        if not seeds:
+            return None
+        gaps.append(list(r.loc[seeds, "value"] - p.loc[seeds, "value"]))
+    return stats.welch_t(gaps[0], gaps[1], level)
+
+
+def table6_error(df: pd.DataFrame, model: str, reading: Reading = PLANNED, level: float = LEVEL) -> Comparison | None:
+    """Test error (%) of ``model`` by the reading's epoch rule, with its t-interval over seeds."""
+    values = run_values(df, model, "test_acc", reading.epoch)
+    if values.empty:
+        return None
+    iv = stats.t_interval(list(100 - values["value"]), level)
+    return Comparison(iv.mean, iv.lo, iv.hi, (iv.n,), "t-interval of the mean", math.nan, iv.level)
+
+
+# --- judging ---------------------------------------------------------------------------------------
+
+def judge(rule: Rule, cmp: Comparison) -> tuple[LineVerdict, str]:
+    """One comparison by the rule of :mod:`.stats` its claim calls for."""
+    if isinstance(rule, Direction):
+        return stats.direction_verdict(cmp, rule.sign)
+    if isinstance(rule, Similar):
+        return stats.equivalence_verdict(cmp, rule.margin)
+    return stats.value_verdict(cmp, rule.claimed, rule.tolerance)
+
+
+def value_over_readings(interpretations: Sequence[Interpretation], rule: Value) -> tuple[LineVerdict, str]:
+    """A stated figure judged under every reading of it: reproduced when one reading reproduces it (named);
+    with one reading only, that reading's verdict; with several and none meeting the band, **not matched**
+    (the figure cannot be reconstructed from these records: a statement about the report's arithmetic, not
+    a contradiction of its finding); otherwise inconclusive."""
+    tested = [i for i in interpretations if i.verdict != "not tested"]
+    if not tested:
+        return "not tested", "no records"
+    band = f"{rule.claimed:g} ± {rule.tolerance:g}"
+    hits = [i.name for i in tested if i.verdict == "reproduced"]
+    if hits:
+        return "reproduced", f"{band} is met under: {'; '.join(hits)}"
+    if len(interpretations) == 1:
+        return tested[0].verdict, tested[0].reason
+    if all(i.verdict == "contradicted" for i in tested):
+        return "not matched", f"no reading of the figure meets {band} ({len(tested)} readings tried)"
+    open_ = [i.name for i in tested if i.verdict == "inconclusive"]
+    return "inconclusive", f"{band} is not ruled out under: {'; '.join(open_)}"
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A ledger line before it is judged: what it tests and how to compute it."""
+
+    claim: Claim
+    scope: str
+    measure: str
+    rule: Rule
+    compute: Compute  # (report-protocol records, paper-protocol records, reading, level) -> comparison
+    unit: str = "pt"
+    note: str = ""
+
+    @property
+    def line(self) -> str:
+        return f"{self.claim.key}|{self.scope}"
+
+
+def evaluate(spec: Spec, df: pd.DataFrame, paper_df: pd.DataFrame, reading: Reading = PLANNED) -> Finding:
+    """``spec`` judged on the records under ``reading``; no records: **not tested**."""
+    level = reading.level(spec.line)
+    if isinstance(spec.rule, Value):
+        interps = []
+        for name, compute in spec.rule.readings:
+            cmp = compute(df, paper_df, reading, level)
+            verdict, why = ("not tested", "no records") if cmp is None else judge(spec.rule, cmp)
+            interps.append(Interpretation(name, cmp, verdict, why))
+        verdict, reason = value_over_readings(interps, spec.rule)
+        return Finding(spec.claim, spec.scope, spec.measure, interps[0].comparison, verdict, reason, spec.unit,
+                       spec.rule, tuple(interps), note=spec.note)
+    cmp = spec.compute(df, paper_df, reading, level)
+    if cmp is None:
+        return Finding(spec.claim, spec.scope, spec.measure, None, "not tested", "no records", spec.unit, spec.rule,
+                       note=spec.note)
+    verdict, reason = judge(spec.rule, cmp)
+    return Finding(spec.claim, spec.scope, spec.measure, cmp, verdict, reason, spec.unit, spec.rule, note=spec.note)
+
 
 def finding(claim: Claim, scope: str, measure: str, cmp: Comparison | None,
-            judge: Callable[[Comparison], tuple[Verdict, str]], unit: str = "pt") -> Finding:
-    """``claim`` judged on ``cmp`` by ``judge`` (a rule of :mod:`.stats`); no comparison: inconclusive."""
+            judge_: Callable[[Comparison], tuple[str, str]], unit: str = "pt") -> Finding:
+    """``claim`` judged on ``cmp`` by ``judge_`` (a rule of :mod:`.stats`); no comparison: not tested."""
     if cmp is None:
-        return Finding(claim, scope, measure, None, "inconclusive", "no records", unit)
-    verdict, reason = judge(cmp)
-    return Finding(claim, scope, measure, cmp, verdict, reason, unit)
+        return Finding(claim, scope, measure, None, "not tested", "no records", unit)
+    verdict, reason = judge_(cmp)
+    return Finding(claim, scope, measure, cmp, verdict, reason, unit)  # type: ignore[arg-type]
 
 
-def more(sign: int = 1) -> Callable[[Comparison], tuple[Verdict, str]]:
+def more(sign: int = 1) -> Callable[[Comparison], tuple[str, str]]:
     """The direction rule: the difference is > 0 (``sign`` +1) or < 0 (-1)."""
     return lambda c: stats.direction_verdict(c, sign)
 
 
-def ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None) -> list[Finding]:
-    """Every claim judged on the report-protocol records ``df`` (and the paper grid's, if given)."""
-    rc, pc = REPORT_CLAIMS, PAPER_CLAIMS
-    acc = "final test accuracy, points"
-    rows = [
-        finding(rc["torchvision"], "ResNet-20 (A) − torchvision ResNet-18 (ImageNet stem)", acc,
-                 paired(df, "resnet20-A", "tv-resnet18-imagenet", "test_acc"), more()),
-        finding(rc["torchvision"], "same, CIFAR stem: ResNet-20 (A) − ResNet-18 (CIFAR stem)", acc,
-                 paired(df, "resnet20-A", "tv-resnet18-cifar", "test_acc"), more()),
-        finding(rc["depth"], "ResNet-56 (A) − ResNet-20 (A)", acc,
-                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), more()),
-        finding(rc["depth_numbers"], "accuracy: ResNet-56 − ResNet-20 (read as points; claimed 1.3)", acc,
-                 paired(df, "resnet56-A", "resnet20-A", "test_acc"), lambda c: stats.value_verdict(c, 1.3)),
-        finding(rc["depth_numbers"], "loss: relative reduction 20 → 56 layers (claimed 2.2 %)",
-                 "final test loss, % of ResNet-20's", loss_reduction_pct(df, "resnet56-A", "resnet20-A"),
-                 lambda c: stats.value_verdict(c, 2.2), unit="%"),
+# --- the lines -------------------------------------------------------------------------------------
+
+def _pair(x: str, y: str, metric: str, paper: bool = False) -> Compute:
+    return lambda df, pdf, r, lv: paired_under(pdf if paper else df, x, y, metric, r, lv)
+
+
+def _improvement(metric: str, quantity: str, n_boot: int) -> Compute:
+    return lambda df, pdf, r, lv: improvement_pct(df, metric, n_boot=n_boot, reading=r, level=lv, quantity=quantity)
+
+
+def _relative(deep: str, shallow: str, metric: str, n_boot: int) -> Compute:
+    return lambda df, pdf, r, lv: loss_reduction_pct(df, deep, shallow, n_boot, r, lv, metric)
+
+
+def _hundredths(x: str, y: str, metric: str) -> Compute:
+    """100 (x − y) of a loss: a loss difference read in hundredths ("2.2 %" as 0.022)."""
+    def compute(df: pd.DataFrame, pdf: pd.DataFrame, r: Reading, lv: float) -> Comparison | None:
+        c = paired_under(df, x, y, metric, r, lv)
+        return None if c is None else dataclasses.replace(c, estimate=100 * c.estimate, lo=100 * c.lo, hi=100 * c.hi)
+    return compute
+
+
+def specs(n_boot: int = 10_000) -> list[Spec]:
+    """Every line of the ledger, in the book's order."""
+    rc, pc, ec = REPORT_CLAIMS, PAPER_CLAIMS, EXTENSION_CLAIMS
+    acc, loss = "final test accuracy, points", "final test loss, nats"
+    lines = [
+        Spec(rc["torchvision"], "ResNet-20 (A) − torchvision ResNet-18, ImageNet stem (our reading of "
+             "`models.resnet()`)", acc, Direction(), _pair("resnet20-A", "tv-resnet18-imagenet", "test_acc")),
+        Spec(ec["cifar_stem"], "ResNet-18 with a CIFAR stem − ResNet-20 (A)", acc, Direction(),
+             _pair("tv-resnet18-cifar", "resnet20-A", "test_acc")),
+    ]
+    for shallow, deep in zip(REPORT_DEPTHS, REPORT_DEPTHS[1:]):
+        lines.append(Spec(rc["depth"], f"step {shallow} → {deep}: accuracy, ResNet-{deep} − ResNet-{shallow}", acc,
+                          Direction(), _pair(f"resnet{deep}-A", f"resnet{shallow}-A", "test_acc")))
+    for shallow, deep in zip(REPORT_DEPTHS, REPORT_DEPTHS[1:]):
+        lines.append(Spec(rc["depth"], f"step {shallow} → {deep}: loss, ResNet-{deep} − ResNet-{shallow}", loss,
+                          Direction(-1), _pair(f"resnet{deep}-A", f"resnet{shallow}-A", "test_loss"), unit="nats"))
+    lines += [
+        Spec(rc["depth_numbers"], "accuracy: ResNet-56 − ResNet-20 (stated 1.3 %)", acc,
+             Value("1.3", False, (
+                 ("test accuracy, points (paired)", _pair("resnet56-A", "resnet20-A", "test_acc")),
+                 ("test accuracy, % of ResNet-20's", _relative("resnet56-A", "resnet20-A", "test_acc", n_boot)),
+                 ("training accuracy, points (paired)", _pair("resnet56-A", "resnet20-A", "train_acc")),
+                 ("training accuracy, % of ResNet-20's", _relative("resnet56-A", "resnet20-A", "train_acc", n_boot)),
+             )), _pair("resnet56-A", "resnet20-A", "test_acc")),
+        Spec(rc["depth_numbers"], "loss: ResNet-20 − ResNet-56 (stated 2.2 %)", "final test loss, % of ResNet-20's",
+             Value("2.2", False, (
+                 ("test loss, % of ResNet-20's", _relative("resnet56-A", "resnet20-A", "test_loss", n_boot)),
+                 ("test loss, hundredths of a nat (paired)", _hundredths("resnet20-A", "resnet56-A", "test_loss")),
+                 ("training loss, % of ResNet-20's", _relative("resnet56-A", "resnet20-A", "train_loss", n_boot)),
+                 ("training loss, hundredths of a nat (paired)", _hundredths("resnet20-A", "resnet56-A",
+                                                                             "train_loss")),
+             )), _relative("resnet56-A", "resnet20-A", "test_loss", n_boot), unit="%"),
     ]
     for d in REPORT_DEPTHS:
-        rows.append(finding(rc["options_similar"], f"depth {d}: A − B (similar: within ± {SIMILAR_MARGIN_PT:g} pt)",
-                             acc, paired(df, f"resnet{d}-A", f"resnet{d}-B", "test_acc"),
-                             lambda c: stats.equivalence_verdict(c, SIMILAR_MARGIN_PT)))
-    rows.append(finding(rc["option_a_better"], "A − B, mean over depths 20–56 per seed", acc,
-                         seed_means_over_depths(df, lambda d: f"resnet{d}-A", lambda d: f"resnet{d}-B", "test_acc"),
-                         more()))
+        lines.append(Spec(rc["options_similar"], f"depth {d}: A − B (similar: within ± {SIMILAR_MARGIN_PT:g} pt)",
+                          acc, Similar(), _pair(f"resnet{d}-A", f"resnet{d}-B", "test_acc")))
+    lines.append(Spec(rc["option_a_better"], "A − B, mean over depths 20–56 per seed", acc, Direction(),
+                      lambda df, pdf, r, lv: seed_means_over_depths(df, lambda d: f"resnet{d}-A",
+                                                                    lambda d: f"resnet{d}-B", "test_acc", reading=r,
+                                                                    level=lv)))
+    beyond = "after epoch 10 the records say nothing: every run stops there"
+    for name, family in (("ResNet (A)", lambda d: f"resnet{d}-A"), ("plain", lambda d: f"plain{d}")):
+        lines.append(Spec(rc["ten_epochs"], f"{name}: test accuracy, epoch 10 − epoch {10 - LATE_EPOCHS} "
+                          "(mean over depths; > 0: not yet falling)", "test accuracy change, points", Direction(),
+                          lambda df, pdf, r, lv, f=family: late_change(df, f, "test_acc", reading=r, level=lv),
+                          note=beyond))
+        lines.append(Spec(rc["ten_epochs"], f"{name}: test loss, epoch 10 − epoch {10 - LATE_EPOCHS} "
+                          "(mean over depths; < 0: not yet rising)", "test loss change, nats", Direction(-1),
+                          lambda df, pdf, r, lv, f=family: late_change(df, f, "test_loss", reading=r, level=lv),
+                          unit="nats", note=beyond))
     for d in REPORT_DEPTHS:
-        rows.append(finding(rc["plain_worse"], f"depth {d}: ResNet (A) − plain", acc,
-                             paired(df, f"resnet{d}-A", f"plain{d}", "test_acc"), more()))
-    rows.append(finding(rc["plain_worse"], "'especially when the depth is large': gap at 56 − gap at 20", acc,
-                         _gap_growth(df, 56, 20), more()))
-    rows.append(finding(rc["improvement"], "accuracy improvement, mean over depths (claimed 28 %)",
-                         "relative, % of the plain net's", improvement_pct(df, "test_acc"),
-                         lambda c: stats.value_verdict(c, 28.0), unit="%"))
-    rows.append(finding(rc["improvement"], "loss improvement, mean over depths (claimed 43 %)",
-                         "relative, % of the plain net's", improvement_pct(df, "test_loss"),
-                         lambda c: stats.value_verdict(c, 43.0), unit="%"))
-    rows.append(finding(pc["degradation"], "report protocol: plain-20 − plain-56",
-                         "final training accuracy, points", paired(df, "plain20", "plain56", "train_acc"), more()))
-    paper_df = paper_df if paper_df is not None else df.iloc[0:0]
-    rows.append(finding(pc["degradation"], "paper protocol: plain-20 − plain-56", "final training accuracy, points",
-                         paired(paper_df, "plain20", "plain56", "train_acc"), more()))
-    rows.append(finding(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc,
-                         paired(paper_df, "resnet56-A", "resnet20-A", "test_acc"), more()))
+        lines.append(Spec(rc["plain_worse"], f"depth {d}: ResNet (A) − plain", acc, Direction(),
+                          _pair(f"resnet{d}-A", f"plain{d}", "test_acc")))
+    lines.append(Spec(rc["plain_worse"], "'especially when the depth is large': gap at 56 − gap at 20", acc,
+                      Direction(), lambda df, pdf, r, lv: gap_growth(df, 56, 20, r, lv)))
+    lines.append(Spec(rc["improvement"], "accuracy improvement, mean over depths (stated about 28 %)",
+                      "relative, % of the plain net's", Value("28", True, (
+                          ("test accuracy, % of the plain net's", _improvement("test_acc", "relative", n_boot)),
+                          ("test accuracy, points", _improvement("test_acc", "points", n_boot)),
+                          ("test error, % removed", _improvement("test_acc", "error", n_boot)),
+                          ("training accuracy, % of the plain net's", _improvement("train_acc", "relative", n_boot)),
+                          ("training accuracy, points", _improvement("train_acc", "points", n_boot)),
+                          ("training error, % removed", _improvement("train_acc", "error", n_boot)),
+                      )), _improvement("test_acc", "relative", n_boot), unit="%"))
+    lines.append(Spec(rc["improvement"], "loss improvement, mean over depths (stated about 43 %)",
+                      "relative, % of the plain net's", Value("43", True, (
+                          ("test loss, % of the plain net's", _improvement("test_loss", "relative", n_boot)),
+                          ("test loss, hundredths of a nat", _improvement("test_loss", "points", n_boot)),
+                          ("training loss, % of the plain net's", _improvement("train_loss", "relative", n_boot)),
+                          ("training loss, hundredths of a nat", _improvement("train_loss", "points", n_boot)),
+                      )), _improvement("test_loss", "relative", n_boot), unit="%"))
+    train = "final training accuracy, points"
+    lines.append(Spec(pc["degradation"], "report protocol: plain-20 − plain-56", train, Direction(),
+                      _pair("plain20", "plain56", "train_acc")))
+    lines.append(Spec(pc["degradation"], "paper protocol: plain-20 − plain-56", train, Direction(),
+                      _pair("plain20", "plain56", "train_acc", paper=True)))
+    lines.append(Spec(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc, Direction(),
+                      _pair("resnet56-A", "resnet20-A", "test_acc", paper=True)))
     for d in (20, 56, 110):
-        errors = final_values(paper_df, f"resnet{d}-A", "test_acc")
-        cmp = None if errors.empty else _as_comparison(stats.t_interval(list(100 * (1 - errors))))
-        rows.append(finding(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
-                             "test error, %", cmp, lambda c, d=d: stats.value_verdict(c, PAPER_TEST_ERROR[d]),
-                             unit="%"))
-    return rows
+        error: Compute = lambda df, pdf, r, lv, d=d: table6_error(pdf, f"resnet{d}-A", r, lv)
+        lines.append(Spec(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
+                          "test error, %", Value(f"{PAPER_TEST_ERROR[d]:.2f}", False, (("test error, %", error),)),
+                          error, unit="%"))
+    return lines
 
 
-def _as_comparison(iv: stats.Interval) -> Comparison:
-    return Comparison(iv.mean, iv.lo, iv.hi, (iv.n,), "t-interval of the mean", math.nan, iv.level)
+def ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None, reading: Reading = PLANNED,
+           n_boot: int = 10_000) -> list[Finding]:
+    """Every line judged on the report-protocol records ``df`` (and the paper grid's, if given) under
+    ``reading``. A line whose records are missing is **not tested**."""
+    paper_df = paper_df if paper_df is not None else df.iloc[0:0]
+    return [evaluate(s, df, paper_df, reading) for s in specs(n_boot)]
 
 
-def _gap_growth(df: pd.DataFrame, deep: int, shallow: int) -> Comparison | None:
-    """Welch on per-seed ResNet − plain gaps: is the gap at ``deep`` larger than at ``shallow``?"""
-    gaps = []
-    for d in (deep, shallow):
-        r, p = final_values(df, f"resnet{d}-A", "test_acc"), final_values(df, f"plain{d}", "test_acc")
-        seeds = r.index.intersection(p.index)
-        if len(seeds) == 0:
-            return None
-        gaps.append(list(100 * (r[seeds] - p[seeds])))
-    return stats.welch_t(gaps[0], gaps[1])
-
+# --- reading the ledger ------------------------------------------------------------------------
 
 def ledger_table(findings: Sequence[Finding]) -> pd.DataFrame:
-    """The ledger as a table: claim (source), what was compared, estimate [95 % interval], n, test, verdict."""
-    rows = [{"source": f.claim.source, "claim": f.claim.text, "compared": f.scope, "measure": f.measure,
-             "estimate [95 % CI]": f.estimate_text(), "n (seeds)": f.n_text(), "test": f.test_text(),
-             "verdict": f.verdict, "why": f.reason} for f in findings]
-    return pd.DataFrame(rows, columns=["source", "claim", "compared", "measure", "estimate [95 % CI]", "n (seeds)",
-                                       "test", "verdict", "why"])
+    """The ledger as a table: category, source, what was compared, estimate [95 % interval], n, test,
+    the claim's region, verdict, robustness."""
+    rows = [{"category": f.category, "source": f.claim.source, "claim": f.claim.text, "compared": f.scope,
+             "measure": f.measure, "estimate [95 % CI]": f.estimate_text(), "n (seeds)": f.n_text(),
+             "test": f.test_text(), "claimed": f.region_text(), "verdict": f.verdict, "why": f.reason,
+             "robustness": f.robustness or "—", "flips under": "; ".join(f.flips) or "—"} for f in findings]
+    columns = ["category", "source", "claim", "compared", "measure", "estimate [95 % CI]", "n (seeds)", "test",
+               "claimed", "verdict", "why", "robustness", "flips under"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def verdict_counts(findings: Sequence[Finding]) -> dict[str, int]:
-    counts = {"reproduced": 0, "contradicted": 0, "inconclusive": 0}
+    """Lines per verdict (every line counts once)."""
+    counts = {v: 0 for v in LINE_VERDICTS}
     for f in findings:
         counts[f.verdict] += 1
     return counts
+
+
+def category_counts(findings: Sequence[Finding]) -> dict[str, dict[str, int]]:
+    """Per category, lines per verdict: tested lines by the category of their claim, lines without records
+    under *not yet tested*. Each line counts once; the totals add up to ``len(findings)``."""
+    table = {c: {v: 0 for v in LINE_VERDICTS} for c in CATEGORIES}
+    for f in findings:
+        table[f.category][f.verdict] += 1
+    return table
+
+
+ClaimVerdict = Literal["reproduced", "partly reproduced", "contradicted", "not matched", "inconclusive",
+                       "not tested"]
+
+
+def claim_verdict(findings: Sequence[Finding]) -> tuple[ClaimVerdict, str]:
+    """One claim's verdict from its lines (e.g. the steps of "the deeper the better"): all tested lines
+    reproduced: reproduced; some: **partly reproduced**, naming which; none reproduced and some
+    contradicted: contradicted; every tested line not matched: not matched; no records: not tested."""
+    tested = [f for f in findings if f.verdict != "not tested"]
+    if not tested:
+        return "not tested", "no records"
+    yes = [f.scope for f in tested if f.verdict == "reproduced"]
+    no = [f.scope for f in tested if f.verdict == "contradicted"]
+    if len(yes) == len(tested):
+        return "reproduced", f"all {len(tested)} line(s) reproduced"
+    if yes:
+        other = [f"{f.scope}: {f.verdict}" for f in tested if f.verdict != "reproduced"]
+        return "partly reproduced", f"reproduced: {'; '.join(yes)}; not: {'; '.join(other)}"
+    if all(f.verdict == "not matched" for f in tested):
+        return "not matched", tested[0].reason if len(tested) == 1 else "no line's figure can be reconstructed"
+    if no:
+        return "contradicted", f"contradicted: {'; '.join(no)}"
+    if any(f.verdict == "not matched" for f in tested):
+        return "not matched", "; ".join(f"{f.scope}: {f.verdict}" for f in tested)
+    return "inconclusive", f"no line decided ({len(tested)} tested)"
+
+
+def claim_summary(findings: Sequence[Finding]) -> pd.DataFrame:
+    """One row per claim: category (of its source), source, the quote, lines tested, verdict and why."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        groups.setdefault(f.claim.key, []).append(f)
+    rows = []
+    for fs in groups.values():
+        c = fs[0].claim
+        verdict, why = claim_verdict(fs)
+        tested = sum(f.verdict != "not tested" for f in fs)
+        rows.append({"category": _CATEGORY[c.origin] if tested else "not yet tested", "source": c.source,
+                     "claim": c.text, "lines tested": f"{tested} of {len(fs)}", "verdict": verdict, "why": why})
+    return pd.DataFrame(rows, columns=["category", "source", "claim", "lines tested", "verdict", "why"])
+
+
+def _counts_text(counts: Mapping[str, int]) -> str:
+    parts = [f"{n} {v}" for v, n in counts.items() if n and v != "not tested"]
+    return ", ".join(parts) if parts else "none"
+
+
+def counts_markdown(findings: Sequence[Finding]) -> str:
+    """The ledger's counts, one line per category, each test counted once; they add up to the total."""
+    table = category_counts(findings)
+    tested = {c: sum(v.values()) for c, v in table.items() if c != "not yet tested"}
+    untested = sum(table["not yet tested"].values())
+    lines = [f"**{len(findings)} lines, one test each**: {sum(tested.values())} tested, {untested} not yet tested "
+             "(no records).", ""]
+    for c in ("report claim", "paper claim", "our extension"):
+        lines.append(f"* **{c}s**: {tested[c]} tested: {_counts_text(table[c])}.")
+    if untested:
+        names = sorted({f.claim.source for f in findings if f.category == "not yet tested"})
+        lines.append(f"* **not yet tested**: {untested} (no records: {'; '.join(names)}); no verdict, not counted "
+                     "above.")
+    return "\n".join(lines)
 
 
 def chapter_findings(findings: Sequence[Finding], chapter: str) -> str:
@@ -298,78 +634,40 @@ def chapter_findings(findings: Sequence[Finding], chapter: str) -> str:
         return "**What the records show.** No claim of the report or the paper is judged on this page."
     lines = ["**What the records show** (computed from the records; the verdict rule is on the conclusion page):", ""]
     for f in mine:
-        lines.append(f"* *{f.claim.source}*, {f.scope}: {f.estimate_text()} (n = {f.n_text()}; {f.test_text()}) "
-                     f"→ **{f.verdict}** ({f.reason}).")
+        tag = " [not yet tested]" if f.category == "not yet tested" else ""  # the source names the others
+        lines.append(f"* *{f.claim.source}*{tag}, {f.scope}: {f.estimate_text()} (n = {f.n_text()}; {f.test_text()}) "
+                     f"→ **{f.verdict}** ({f.reason}{'; ' + f.note if f.note else ''}).")
     return "\n".join(lines)
 
 
-# --- does a verdict rest on mixing devices and precisions? ----------------------------------------
-
-# Record subsets for :func:`mixing_check`: each leaves out one kind of record that the means mix in.
-RECORD_SUBSETS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
-    "bf16 records only": lambda df: df[df["precision"] == "bf16"] if len(df) else df,
-    "CPU records only": lambda df: df[df["device"] == "cpu"] if len(df) else df,
-}
+# One reading of a stated figure, in words: a reading that misses the band does not contradict the claim (the
+# figure as a whole is *not matched* when every reading misses it).
+READING_WORDS = {"reproduced": "reproduces it", "contradicted": "misses the band",
+                 "inconclusive": "meets the band, too wide to pin it", "not tested": "no records"}
 
 
-def mixing_check(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
-                 subsets: Mapping[str, Callable[[pd.DataFrame], pd.DataFrame]] = RECORD_SUBSETS) -> pd.DataFrame:
-    """Every finding's verdict on all records and on each subset of them (with n), and how they differ.
-
-    ``difference``: ``none``; ``flips`` (reproduced on one set, contradicted on another: the conclusion
-    depends on the mix); ``too few seeds in a subset`` (a subset loses the seeds a verdict needs, which
-    says nothing about the mix); or ``decided on one set only`` (both have enough seeds, one interval
-    decides and the other does not: at this n, which records are mixed in matters).
-    """
-    base = ledger(df, paper_df)
-    others = {name: ledger(pick(df), None if paper_df is None else pick(paper_df)) for name, pick in subsets.items()}
+def interpretation_table(findings: Sequence[Finding]) -> pd.DataFrame:
+    """Every reading of every stated figure: the figure, the reading, our estimate [95 % CI], what this reading
+    says (:data:`READING_WORDS`)."""
     rows = []
-    for i, f in enumerate(base):
-        row = {"source": f.claim.source, "compared": f.scope, "all records": f"{f.verdict} (n = {f.n_text()})"}
-        changed = []
-        for name, findings in others.items():
-            g = findings[i]
-            assert g.scope == f.scope  # one ledger, one order
-            row[name] = f"{g.verdict} (n = {g.n_text()})"
-            if g.verdict != f.verdict:
-                changed.append(g)
-        verdicts = {f.verdict, *(g.verdict for g in changed)}
-        if not changed:
-            row["difference"] = "none"
-        elif {"reproduced", "contradicted"} <= verdicts:
-            row["difference"] = "flips"
-        elif all(g.verdict == "inconclusive" and _min_n(g) < stats.MIN_SEEDS for g in changed):
-            row["difference"] = "too few seeds in a subset"
-        else:
-            row["difference"] = "decided on one set only"
-        rows.append(row)
-    return pd.DataFrame(rows, columns=["source", "compared", "all records", *subsets, "difference"])
+    for f in findings:
+        if not isinstance(f.rule, Value) or len(f.interpretations) < 2:
+            continue
+        for i in f.interpretations:
+            shown = dataclasses.replace(f, comparison=i.comparison, unit="")
+            rows.append({"stated": f"{'about ' if f.rule.about else ''}{f.rule.stated} % ({f.claim.source})",
+                         "band": f"{f.rule.claimed:g} ± {f.rule.tolerance:g}", "reading": i.name,
+                         "estimate [95 % CI]": _plain_estimate(shown), "this reading": READING_WORDS[i.verdict]})
+    return pd.DataFrame(rows, columns=["stated", "band", "reading", "estimate [95 % CI]", "this reading"])
 
 
-def _verb(n: int, one: str, many: str) -> str:
-    return one if n == 1 else many
-
-
-def _min_n(f: Finding) -> int:
-    return 0 if f.comparison is None else min(f.comparison.n)
-
-
-def mixing_summary(table: pd.DataFrame) -> str:
-    """One Markdown paragraph on :func:`mixing_check`'s table, generated from it."""
-    if table.empty:
-        return "No findings to check."
-    subsets = [c for c in table.columns if c not in ("source", "compared", "all records", "difference")]
-    kinds = table["difference"].value_counts()
-    flips, few, one = (int(kinds.get(k, 0)) for k in ("flips", "too few seeds in a subset", "decided on one set only"))
-    text = (f"Judged again on {' and on '.join(f'*{s}*' for s in subsets)}, **{flips} of {len(table)} verdicts "
-            f"{_verb(flips, 'flips', 'flip')}** between reproduced and contradicted; {few} "
-            f"{_verb(few, 'loses', 'lose')} the 3 seeds a verdict needs in a subset (which says nothing about the "
-            f"mix); {one} {_verb(one, 'is', 'are')} decided on one set of records and not on another although both "
-            "have 3 seeds or more.")
-    if flips == 0 and one == 0:
-        return text + " At this n, the mix of devices and precisions decides no verdict."
-    return text + (" For those, which records are mixed in matters at this n: the precision check "
-                   "(`precision10`) is what settles it.")
+def _plain_estimate(f: Finding) -> str:
+    c = f.comparison
+    if c is None:
+        return "no records"
+    if math.isnan(c.lo):
+        return f"{c.estimate:.2f} (no interval)"
+    return f"{c.estimate:.2f} [{c.lo:.2f}, {c.hi:.2f}]"
 
 
 # --- single-run questions: is one seed an outlier, does precision matter? -------------------------
@@ -511,8 +809,9 @@ def _mixing_reading(effect: stats.Comparison) -> str:
                 "goes (each pair holds the device fixed).")
     if verdict == "contradicted":
         return f"**The precision matters** {rule}: records of the two precisions should not share one mean."
-    return (f"**Undecided** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
-            "until they do, the mixing check on the conclusion page is what the means rest on.")
+    return (f"**Inconclusive** {rule}: these pairs neither justify averaging the two precisions nor forbid it; "
+            "until they do, the conclusion page's reading without the seeds made in two settings is what the means "
+            "rest on.")
 
 
 @dataclass(frozen=True)
@@ -561,13 +860,32 @@ class SeedSettings:
             low, ok = sorted(set(outside[column])), sorted(set(inside[column]))
             if not set(low) & set(ok):
                 names, prep = " or ".join(low), "in" if column == "precision" else "on"
-                return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} inside: "
-                               f"with the seed held fixed, the {column} separates them. "
+                return text + (f"Every run {prep} {names} falls outside it and every run {prep} {' or '.join(ok)} "
+                               "inside. " + _other_factor(self.runs, column, what, outside, inside)
                                + caveat.format(what=names))
         out = ", ".join(f"{r.device} {r.precision}" for _, r in outside.iterrows())
         verb = "falls" if len(outside) == 1 else "fall"
         return text + (f"Only {out} {verb} outside it: with the seed held fixed, the arithmetic decides, but no single "
                        "factor (device or precision) separates the runs. " + caveat.format(what="a setting"))
+
+
+def _other_factor(runs: pd.DataFrame, column: str, what: str, outside: pd.DataFrame, inside: pd.DataFrame) -> str:
+    """What the other factor does among runs that share ``column``'s value, against the gap between the
+    runs outside and inside: with one run per setting, ``column`` cannot be told apart from it."""
+    other = "device" if column == "precision" else "precision"
+    gap = min(abs(float(a) - float(b)) for a in outside[what] for b in inside[what])
+    spreads = []
+    for value, group in runs.groupby(column):
+        if group[other].nunique() > 1:
+            values = group[what]
+            spreads.append((float(values.max() - values.min()), value, " and ".join(sorted(set(group[other])))))
+    if not spreads:
+        return (f"That rests on one run per setting, and each {column} ran in one {other} only: these runs cannot "
+                f"tell the {column} apart from the {other}. ")
+    spread, value, where = max(spreads)
+    return (f"That rests on one run per setting: the {value} runs alone, on {where}, differ by {spread:.2f} points, "
+            f"against {gap:.2f} between the closest runs outside and inside; so the {other} moves this seed too, and "
+            f"these runs cannot tell the {column} apart from the rest of the arithmetic. ")
 
 
 def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric: str = "test_acc",
@@ -594,20 +912,37 @@ def seed_settings(frames: Sequence[pd.DataFrame], model: str, seed: int, metric:
     return SeedSettings(model, seed, metric, table, others, lo, hi)
 
 
-def ledger_markdown(findings: Sequence[Finding]) -> str:
-    """The ledger for the conclusion page: each claim quoted once, then one bullet per finding."""
-    counts = verdict_counts(findings)
-    lines = [f"**{len(findings)} findings**: {counts['reproduced']} reproduced, {counts['contradicted']} "
-             f"contradicted, {counts['inconclusive']} inconclusive.", ""]
-    seen: list[str] = []
-    for f in findings:
-        key = f"{f.claim.source}|{f.claim.key}"
-        if key not in seen:
-            seen.append(key)
-            kind = "quoted" if f.claim.source.startswith("report") else "paraphrased"
-            lines += ["", f"*{f.claim.source}* ({kind}):", "", f"> {f.claim.text}", ""]
-        lines.append(f"* {f.scope} ({f.measure}): {f.estimate_text()}, n = {f.n_text()}, {f.test_text()} "
-                     f"→ **{f.verdict}** ({f.reason})")
+def _line_markdown(f: Finding) -> str:
+    robust = "" if not f.robustness else f"; **{f.robustness}**" + (f" (changes under {'; '.join(f.flips)})"
+                                                                    if f.flips else "")
+    note = f"; {f.note}" if f.note else ""
+    return (f"* {f.scope} ({f.measure}; claimed {f.region_text()}): {f.estimate_text()}, n = {f.n_text()}, "
+            f"{f.test_text()} → **{f.verdict}** ({f.reason}{note}{robust})")
+
+
+LEDGER_SECTIONS = (("report claim", "Report claims, judged on the records"),
+                   ("our extension",
+                    "Our extensions (questions the report did not ask: not counted among its verdicts)"),
+                   ("paper claim", "Paper claims, judged on the records"),
+                   ("not yet tested", "Not yet tested (no records: no verdict)"))
+
+
+def ledger_markdown(findings: Sequence[Finding], counts: bool = True) -> str:
+    """The ledger for the conclusion page: the counts (unless ``counts`` is False), then one section per
+    category, each claim quoted once and one bullet per line (with its robustness when it has been judged)."""
+    lines = [counts_markdown(findings)] if counts else []
+    for category, title in LEDGER_SECTIONS:
+        mine = [f for f in findings if f.category == category]
+        if not mine:
+            continue
+        lines += ["", f"### {title}", ""] if lines else [f"### {title}", ""]
+        seen: list[str] = []
+        for f in mine:
+            if f.claim.key not in seen:
+                seen.append(f.claim.key)
+                kind = {"report": "quoted", "paper": "paraphrased", "extension": "our question"}[f.claim.origin]
+                lines += ["", f"*{f.claim.source}* ({kind}):", "", f"> {f.claim.text}", ""]
+            lines.append(_line_markdown(f))
     return "\n".join(lines)
 
 

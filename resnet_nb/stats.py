@@ -8,15 +8,20 @@ Every finding is a comparison over seeds (independent training runs). The rule, 
 * a claim of direction ("X beats Y"): **reproduced** when the 95 % interval of the difference
   lies on the claimed side of zero, **contradicted** when it lies on the other side, else
   **inconclusive** (two-sided 5 % level; the interval and the p-value say the same thing);
-* a claimed value ("about 28 %"): **contradicted** when the value lies outside our 95 % interval
-  (so a precise estimate can contradict a round number); **reproduced** when it lies inside and the
-  interval also excludes zero (the effect is there, and of the claimed size); **inconclusive** when
-  the interval holds both the value and zero (a wide interval is consistent with anything);
+* a claimed value ("about 28 %"): the claim stands for a band, its value ± a tolerance fixed from
+  its own wording before any record is read (:func:`stated_tolerance`: half a unit of its last
+  digit for the rounding, one more unit when it says "about"). **contradicted** when our 95 %
+  interval misses the band; **reproduced** when it meets the band and lies strictly between zero and
+  twice the claimed value (the effect is there, and the data tell the claimed size from none and from
+  double); **inconclusive** when it meets the band but is too wide for that. A figure whose
+  quantity the source leaves open is judged under each reasonable reading: *not matched* when no
+  reading meets the band (:mod:`resnet_nb.claims`);
 * a claim of similarity ("A and B are very similar"): **reproduced** when the whole 95 % interval
   of the difference lies within ± the stated margin, **contradicted** when the interval lies
   entirely outside it, else **inconclusive**.
 
-No correction for multiple comparisons is applied: each finding is read on its own.
+The planned reading applies no correction for multiple comparisons; the Holm-adjusted reading of
+:mod:`resnet_nb.readings` is one of the alternatives every verdict is re-judged under.
 """
 
 from __future__ import annotations
@@ -215,16 +220,51 @@ def direction_verdict(cmp: Comparison, sign: int = 1, min_seeds: int = MIN_SEEDS
     return "inconclusive", "the 95 % interval contains zero"
 
 
-def value_verdict(cmp: Comparison, claimed: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
-    """Verdict on "the figure is about ``claimed``" (a non-zero effect): is the claimed value inside our
-    interval, and is the effect there at all (zero outside the interval)?"""
+def stated_tolerance(stated: str, about: bool = False) -> float:
+    """The band a stated figure stands for, from its own wording: half a unit of its last digit (it was
+    rounded there), plus one more unit when the source says "about". ``"28"`` about: ± 1.5;
+    ``"1.3"``: ± 0.05."""
+    digits = stated.strip().lstrip("+-")
+    if not digits.replace(".", "", 1).isdigit():
+        raise ValueError(f"not a stated number: {stated!r}")
+    decimals = len(digits.split(".")[1]) if "." in digits else 0
+    unit = 10.0 ** -decimals
+    return round(unit / 2 + (unit if about else 0.0), decimals + 2)
+
+
+def value_verdict(cmp: Comparison, claimed: float, tolerance: float = 0.0,
+                  min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:
+    """Verdict on "the figure is ``claimed`` ± ``tolerance``" (a non-zero effect): does our interval meet
+    the band, and is it narrow enough to tell the claimed size from none and from twice as much?"""
     if (why := _too_few(cmp, min_seeds)) is not None:
         return "inconclusive", why
-    if not cmp.lo <= claimed <= cmp.hi:
-        return "contradicted", f"{claimed:g} lies outside the 95 % interval"
-    if cmp.lo <= 0 <= cmp.hi:
-        return "inconclusive", f"the 95 % interval holds {claimed:g} but also zero"
-    return "reproduced", f"{claimed:g} lies inside the 95 % interval, zero does not"
+    if claimed == 0:
+        raise ValueError("a claimed value of zero is a claim of similarity: use equivalence_verdict")
+    band = f"{claimed:g} ± {tolerance:g}" if tolerance else f"{claimed:g}"
+    if cmp.hi < claimed - tolerance or cmp.lo > claimed + tolerance:
+        return "contradicted", f"the 95 % interval misses {band}"
+    lo, hi = sorted((0.0, 2 * claimed))
+    if lo < cmp.lo and cmp.hi < hi:
+        return "reproduced", f"the 95 % interval meets {band} and lies between 0 and {2 * claimed:g}"
+    held = "zero" if cmp.lo <= 0 <= cmp.hi else f"{2 * claimed:g}" if cmp.lo <= 2 * claimed <= cmp.hi else (
+        "values beyond 0 or twice the figure")
+    return "inconclusive", f"the 95 % interval meets {band} but also holds {held}: too wide to pin the figure"
+
+
+def seeds_for_similarity(estimate: float, std: float, margin: float, level: float = LEVEL,
+                         limit: int = 10_000) -> int | None:
+    """Seeds (paired differences) a "within ± ``margin``" verdict would need if the mean difference and its
+    spread stayed at ``estimate`` and ``std``: the least n with |estimate| + t_{n-1} · std / √n ≤ margin.
+    None when no n up to ``limit`` reaches it (|estimate| ≥ margin: never)."""
+    room = margin - abs(estimate)
+    if room <= 0 or math.isnan(std):
+        return None
+    if std == 0:
+        return 2
+    for n in range(2, limit + 1):
+        if float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n) <= room:
+            return n
+    return None
 
 
 def equivalence_verdict(cmp: Comparison, margin: float, min_seeds: int = MIN_SEEDS) -> tuple[Verdict, str]:

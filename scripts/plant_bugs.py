@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_arithmetic.py", "tests/test_train.py", "tests/test_data.py", "tests/test_models.py",
          "tests/test_stats.py", "tests/test_claims.py", "tests/test_analysis.py", "tests/test_plots.py",
-         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py"]
+         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py", "tests/test_robustness.py"]
 
 # (name, file, the line(s) as they are, the bug); the first four are the examples of issue 12
 MUTANTS = [
@@ -50,7 +50,14 @@ MUTANTS = [
  ("warmup-all-depths", "resnet_nb/train.py", 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=110', 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=20'),
  ("paper-wd-5e-4", "resnet_nb/train.py", 'momentum=0.9, weight_decay=1e-4, batch_size=128,', 'momentum=0.9, weight_decay=5e-4, batch_size=128,'),
  ("welch-dof-pooled", "resnet_nb/stats.py", "half = float(sps.t.ppf(0.5 + level / 2, dof)) * se", "half = float(sps.t.ppf(0.5 + level / 2, 1e9)) * se"),
- ("value-verdict-ignores-zero", "resnet_nb/stats.py", '    if cmp.lo <= 0 <= cmp.hi:\n        return "inconclusive", f"the 95 % interval holds {claimed:g} but also zero"\n', ""),
+ ("value-verdict-ignores-zero", "resnet_nb/stats.py", "    if lo < cmp.lo and cmp.hi < hi:\n", "    if True:\n"),
+ ("about-adds-nothing", "resnet_nb/stats.py", "unit / 2 + (unit if about else 0.0)", "unit / 2"),
+ ("best-epoch-is-lowest-accuracy", "resnet_nb/readings.py", 'values = groups[metric].max() if metric.endswith("_acc") else groups[metric].min()', 'values = groups[metric].min() if metric.endswith("_acc") else groups[metric].max()'),
+ ("same-setting-keeps-every-seed", "resnet_nb/readings.py", '        seeds = {k for k in seeds if len({t.loc[k, "setting"] for t in tables}) == 1}\n', "        seeds = set(seeds)\n"),
+ ("holm-is-bonferroni", "resnet_nb/readings.py", "levels = {key: 1 - alpha / (m - k) for k, (_, key) in enumerate(ranked)}", "levels = {key: 1 - alpha / m for k, (_, key) in enumerate(ranked)}"),
+ ("no-records-count-as-inconclusive", "resnet_nb/claims.py", 'return "not yet tested" if self.verdict == "not tested" else _CATEGORY[self.claim.origin]', "return _CATEGORY[self.claim.origin]"),
+ ("fragile-never-flagged", "resnet_nb/robustness.py", "            if g.verdict != f.verdict:\n", "            if False:\n"),
+ ("not-matched-is-contradicted", "resnet_nb/claims.py", '        return "not matched", f"no reading of the figure meets {band} ({len(tested)} readings tried)"', '        return "contradicted", f"no reading of the figure meets {band} ({len(tested)} readings tried)"'),
  ("pred-interval-no-1", "resnet_nb/stats.py", "math.sqrt(1 + 1 / n)", "math.sqrt(1 / n)"),
  ("precision-pairs-any-length", "resnet_nb/claims.py", 'keys = ["seed", "device_name", "recipe", "epoch"]', 'keys = ["seed", "device_name", "recipe"]'),
  ("precision-pairs-across-devices", "resnet_nb/claims.py", 'pairs = fp32.merge(bf16, on=keys, suffixes=(" fp32", " bf16"))', 'pairs = fp32.merge(bf16.assign(device_name=fp32["device_name"].iloc[0] if len(fp32) else None), on=keys, suffixes=(" fp32", " bf16"))'),

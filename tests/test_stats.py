@@ -154,12 +154,15 @@ def test_too_few_seeds_is_always_inconclusive() -> None:
 
 
 def test_value_verdict() -> None:
-    assert stats.value_verdict(cmp(25.0, 31.0), 28.0) == ("reproduced", "28 lies inside the 95 % interval, zero does not")
+    assert stats.value_verdict(cmp(25.0, 31.0), 28.0) == (
+        "reproduced", "the 95 % interval meets 28 and lies between 0 and 56")
     assert stats.value_verdict(cmp(29.0, 31.0), 28.0)[0] == "contradicted"
     assert stats.value_verdict(cmp(28.0, 31.0), 28.0)[0] == "reproduced"  # bounds count as inside
     # a wide interval holding the claim and no effect at all decides nothing (ResNet-56 − ResNet-20: 1.3 pt)
-    assert stats.value_verdict(cmp(-0.5, 3.2), 1.3) == ("inconclusive", "the 95 % interval holds 1.3 but also zero")
+    assert stats.value_verdict(cmp(-0.5, 3.2), 1.3) == (
+        "inconclusive", "the 95 % interval meets 1.3 but also holds zero: too wide to pin the figure")
     assert stats.value_verdict(cmp(-0.5, 1.0), 1.3)[0] == "contradicted"  # 1.3 ruled out, zero or not
+    assert stats.value_verdict(cmp(-0.5, 1.0), 1.3, 0.5)[0] == "inconclusive"  # ... unless 1.3 ± 0.5 is meant
     assert stats.value_verdict(cmp(-31.0, -25.0), -28.0)[0] == "reproduced"  # a negative claimed value
 
 
