@@ -420,7 +420,18 @@ def more(sign: int = 1) -> Callable[[Comparison], tuple[str, str]]:
 # --- the lines -------------------------------------------------------------------------------------
 
 def _pair(x: str, y: str, metric: str, paper: bool = False) -> Compute:
-    return lambda df, pdf, r, lv: paired_under(pdf if paper else df, x, y, metric, r, lv)
+    return lambda df, pdf, r, lv: paired_under(shortened_runs(pdf) if paper else df, x, y, metric, r, lv)
+
+
+def shortened_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the paper's recipe at a fraction of its length (an ``_it<N>`` iteration override in
+    their id: grid ``paper8k``): what the book's CPUs train, and what the paper-recipe lines judge."""
+    return df[df["config_id"].str.contains("_it", regex=False)] if len(df) else df
+
+
+def full_length_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs of the paper's recipe at its full length: the only ones held against Table 6's values."""
+    return df[~df["config_id"].str.contains("_it", regex=False)] if len(df) else df
 
 
 def _improvement(metric: str, quantity: str, n_boot: int) -> Compute:
@@ -513,13 +524,15 @@ def specs(n_boot: int = 10_000) -> list[Spec]:
     train = "final training accuracy, points"
     lines.append(Spec(pc["degradation"], "report protocol: plain-20 − plain-56", train, Direction(),
                       _pair("plain20", "plain56", "train_acc")))
-    lines.append(Spec(pc["degradation"], "paper protocol: plain-20 − plain-56", train, Direction(),
+    # the paper's recipe as this book's CPUs train it: shortened (chapter 10 tests every depth step);
+    # its absolute errors are held against Table 6 only at full length
+    lines.append(Spec(pc["degradation"], "paper recipe, shortened: plain-20 − plain-56", train, Direction(),
                       _pair("plain20", "plain56", "train_acc", paper=True)))
-    lines.append(Spec(pc["resnet_depth"], "paper protocol: ResNet-56 (A) − ResNet-20 (A)", acc, Direction(),
-                      _pair("resnet56-A", "resnet20-A", "test_acc", paper=True)))
+    lines.append(Spec(pc["resnet_depth"], "paper recipe, shortened: ResNet-56 (A) − ResNet-20 (A)", acc,
+                      Direction(), _pair("resnet56-A", "resnet20-A", "test_acc", paper=True)))
     for d in (20, 56, 110):
-        error: Compute = lambda df, pdf, r, lv, d=d: table6_error(pdf, f"resnet{d}-A", r, lv)
-        lines.append(Spec(pc["table6"], f"paper protocol: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
+        error: Compute = lambda df, pdf, r, lv, d=d: table6_error(full_length_runs(pdf), f"resnet{d}-A", r, lv)
+        lines.append(Spec(pc["table6"], f"paper recipe, full length: ResNet-{d} test error (paper {PAPER_TEST_ERROR[d]} %)",
                           "test error, %", Value(f"{PAPER_TEST_ERROR[d]:.2f}", False, (("test error, %", error),)),
                           error, unit="%"))
     return lines

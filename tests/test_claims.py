@@ -68,18 +68,29 @@ def test_ledger_verdicts_and_categories_on_clear_synthetic_records() -> None:
     assert f["'especially when the depth is large': gap at 56 − gap at 20"].verdict == "reproduced"
     assert f["report protocol: plain-20 − plain-56"].verdict == "reproduced"
     assert f["report protocol: plain-20 − plain-56"].category == "paper claim"
-    untested = f["paper protocol: plain-20 − plain-56"]
+    untested = f["paper recipe, shortened: plain-20 − plain-56"]
     assert (untested.verdict, untested.reason, untested.category) == ("not tested", "no records", "not yet tested")
 
 
-def test_paper_rows_leave_not_yet_tested_when_the_paper_grid_has_records() -> None:
-    paper = make_paper_results({"plain20": 3, "plain56": 3, "resnet20-A": 3, "resnet56-A": 3})
-    f = by_scope(claims.ledger(grid_frame(), paper))
-    row = f["paper protocol: plain-20 − plain-56"]
+def test_paper_rows_judge_shortened_runs_and_hold_only_full_length_ones_against_table6() -> None:
+    import pandas as pd
+
+    short = make_paper_results({"plain20": 3, "plain56": 3, "resnet20-A": 3, "resnet56-A": 3}, grid="paper8k",
+                               total=8000, drops=(4000, 6000))
+    f = by_scope(claims.ledger(grid_frame(), short))
+    row = f["paper recipe, shortened: plain-20 − plain-56"]
     assert row.category == "paper claim" and row.verdict != "not tested" and row.n_text() == "3"
-    assert f["paper protocol: ResNet-110 test error (paper 6.43 %)"].category == "not yet tested"
-    error = f["paper protocol: ResNet-20 test error (paper 8.75 %)"]
+    # shortened runs never stand in for Table 6's absolute values
+    error = f["paper recipe, full length: ResNet-20 test error (paper 8.75 %)"]
+    assert error.category == "not yet tested"
+    full = make_paper_results({"resnet20-A": 3})
+    f = by_scope(claims.ledger(grid_frame(), pd.concat([short, full], ignore_index=True)))
+    error = f["paper recipe, full length: ResNet-20 test error (paper 8.75 %)"]
     assert error.rule.tolerance == 0.005 and error.comparison.estimate == pytest.approx(100 - 100 * (0.5 + 0.08 * 4))
+    assert f["paper recipe, full length: ResNet-110 test error (paper 6.43 %)"].category == "not yet tested"
+    # and full-length runs alone leave the shortened lines untested (the same seeds would otherwise collide)
+    f = by_scope(claims.ledger(grid_frame(), full))
+    assert f["paper recipe, shortened: ResNet-56 (A) − ResNet-20 (A)"].category == "not yet tested"
 
 
 def test_depth_is_tested_at_every_step_and_a_claim_true_at_one_step_is_partly_reproduced() -> None:
@@ -222,7 +233,7 @@ def test_ledger_table_has_no_missing_values_and_chapter_text() -> None:
     assert text.startswith("**What the records show**") and text.count("\n* ") == 11
     assert "**reproduced**" in text and "report §2.5" in text
     assert "* *our extension of §2.3.1*, ResNet-18 with a CIFAR stem" in claims.chapter_findings(findings, "04_torchvision")
-    assert "*paper §4.2, Fig. 6 (left)* [not yet tested], paper protocol" in claims.chapter_findings(findings,
+    assert "*paper §4.2, Fig. 6 (left)* [not yet tested], paper recipe, shortened" in claims.chapter_findings(findings,
                                                                                                    "02_degradation")
     assert "No claim" in claims.chapter_findings(findings, "03_residual_blocks")
     assert sum(claims.verdict_counts(findings).values()) == len(findings)
@@ -408,7 +419,7 @@ def test_ledger_markdown_quotes_each_claim_once_and_shows_categories_apart() -> 
     assert text.count("\n* ") == len(findings) + 4  # one bullet per line, and the four lines of counts
     report, extension = text.index("### Report claims"), text.index("### Our extensions")
     assert report < text.index(TV) < extension < text.index(STEM) < text.index("### Paper claims")
-    assert text.index("### Not yet tested") < text.index("paper protocol: plain-20 − plain-56")
+    assert text.index("### Not yet tested") < text.index("paper recipe, shortened: plain-20 − plain-56")
 
 
 def test_rank_sentence_and_run_table() -> None:

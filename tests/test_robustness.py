@@ -105,7 +105,7 @@ def test_a_verdict_that_rests_on_the_final_epoch_is_fragile() -> None:
     assert line.flips == ("best epoch: contradicted (n = 5)", "mean of the last 3 epochs: contradicted (n = 5)")
     steady = {f.scope: f for f in marked}["depth 56: ResNet (A) − plain"]
     assert steady.robustness == "robust" and steady.flips == ()
-    untested = {f.scope: f for f in marked}["paper protocol: plain-20 − plain-56"]
+    untested = {f.scope: f for f in marked}["paper recipe, shortened: plain-20 − plain-56"]
     assert untested.robustness == "" and untested.category == "not yet tested"
     table = robustness.robustness_table(marked, others)
     assert len(table) == sum(f.verdict != "not tested" for f in marked)
