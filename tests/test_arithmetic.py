@@ -140,11 +140,13 @@ def test_fit_report_recipe_equals_the_hand_written_adam_loop(tiny_data: Cifar10)
 def test_fit_paper_recipe_equals_hand_written_sgd_with_schedule_warmup_and_he_init(tiny_data: Cifar10) -> None:
     # batch 128 on 200 images: 2 steps per epoch; 8 iterations = 4 epochs, lr drops after iterations 4 and 6,
     # and a warm-up at 0.01 for the first 2 iterations (applied to depth 8 by lowering its minimum depth)
-    overrides = dict(iterations=8, warmup_min_depth=8, warmup_iterations=2, weight_decay=5e-3)
+    # lr 0.03 instead of 0.1: at 0.1 these 200 images blow the test loss up to ~150 nats, where summing the
+    # same arithmetic in another order (oneDNN picks kernels per CPU) already moves it by 2e-4 relative
+    overrides = dict(iterations=8, warmup_min_depth=8, warmup_iterations=2, weight_decay=5e-3, lr=0.03)
     result = run_fit("paper", tiny_data, seed=1, **overrides)
     reference, ref_model = reference_fit("paper", tiny_data, seed=1, **overrides)
-    assert [r["lr"] for r in reference] == pytest.approx([0.01, 0.1, 0.01, 0.001])
-    assert_same(result.history, reference, result.model, ref_model)
+    assert [r["lr"] for r in reference] == pytest.approx([0.01, 0.03, 0.003, 0.0003])
+    assert_same(result.history, reference, result.model, ref_model, atol=1e-4)  # BN means near 0: absolute noise
 
 
 def test_he_init_has_the_kaiming_fan_out_scale() -> None:
