@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoints import safe_load
 from .data import Cifar10, DeviceLoader
 from .files import atomic_write_text
 from .models import ModelSpec, build_model
@@ -86,7 +87,9 @@ def pinned_sha256(folder: Path, path: Path) -> str:
 
 def load_akamaster(path: Path, depth: int) -> tuple[nn.Module, dict[str, Any]]:
     """Our option-A ResNet with the checkpoint's weights (strict: every tensor must map), and its extras."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(Path(path), f"akamaster checkpoint {path}")  # weights only: nothing in the file runs
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(f"{path}: not an akamaster checkpoint (no state_dict)")
     weights = {k.removeprefix("module."): v for k, v in state["state_dict"].items()}
     model = build_model(ModelSpec("resnet", depth, "A"))
     model.load_state_dict(weights, strict=True)
@@ -136,8 +139,17 @@ def write_records(folder: Path, data: Cifar10, out: Path, device: str = "cpu") -
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """The akamaster evaluation records under ``folder`` (none: an empty list), by depth."""
-    records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
-    bad = [r.get("model", "?") for r in records if r.get("kind") != RECORD_KIND or r.get("format") != RECORD_FORMAT]
-    if bad:
-        raise ValueError(f"{folder}: not akamaster evaluation records: {bad}")
+    records = [_read_record(p) for p in sorted(Path(folder).glob("*.json"))]
     return sorted(records, key=lambda r: r["depth"])
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    """One akamaster record; ValueError naming the file when it is unreadable or of another kind."""
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND or record.get("format") != RECORD_FORMAT \
+            or not isinstance(record.get("depth"), int):
+        raise ValueError(f"{path}: not an akamaster evaluation record (kind {RECORD_KIND}, format {RECORD_FORMAT})")
+    return record
