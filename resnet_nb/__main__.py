@@ -36,11 +36,12 @@ from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
 from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_precision
 from .files import LockedError, check_writable, describe, lock_holder
-from .grids import GRIDS, STAND_INS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
+from .grids import (GRIDS, STAND_INS, checkpoint_path, grid_runs, group_checkpoints, parse_shard, pending, run_one,
+                    run_states, shard)
 from .models import ModelSpec, model_table
 from .provenance import device_name
 from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path
-from .stacked import group_runs, resolve_seed_parallel, run_group
+from .stacked import plan_groups, resolve_seed_parallel, run_group
 from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
 
 MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
@@ -321,7 +322,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
         here = device_name(resolve_device(args.device))
-        for group in group_runs(pending(runs, args.results, args.checkpoints, here), k):
+        for group in plan_groups(pending(runs, args.results, args.checkpoints, here), k, args.checkpoints):
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
@@ -377,7 +378,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
           + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
-    for group in group_runs(todo, k):
+    for group in plan_groups(todo, k, args.checkpoints):  # a group checkpoint's runs resume as that group
         if done >= limit:
             break
         free = []
@@ -394,7 +395,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
         print(f"[{done + 1}{f'-{done + len(free)}' if len(free) > 1 else ''}/{limit}] "
               f"{', '.join(r.run_id for r in free)}", flush=True)
         try:
-            if len(free) == 1:
+            if len(free) == 1 and not group_checkpoints(free[0], args.checkpoints):
                 records = [run_one(free[0], data, results=args.results, checkpoints=args.checkpoints,
                                    device=args.device, precision=args.precision, compile=args.compile,
                                    cuda_graph=args.cuda_graph, progress=not args.quiet)]
