@@ -149,8 +149,9 @@ def resealed(record: dict) -> dict:
     return body | {"content_sha256": content_sha256(body)}
 
 
-def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
-    """A valid (sealed) record with a known history (one row per epoch), no training needed."""
+def fake_record(run: RunConfig, test_accs: list[float], **provenance: Any) -> dict:
+    """A valid (sealed) record with a known history (one row per epoch), no training needed; ``provenance``
+    entries replace the defaults before the record is sealed."""
     history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": acc - 0.01, "test_loss": 2.0 / (i + 1),
                 "test_acc": acc, "seconds": 1.5, "lr": 1e-3} for i, acc in enumerate(test_accs)]
     return resealed({
@@ -159,13 +160,14 @@ def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
         "history": history,
         "provenance": {"device": "cpu", "device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
-                       "wall_seconds": 1.5 * len(history)},
+                       "wall_seconds": 1.5 * len(history)} | provenance,
     })
 
 
 def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` sealed (its ``content_sha256`` recomputed), as the runner would have written it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(resealed(record)))
 
 
 RESULT_COLUMNS = list(load_results(results="/nonexistent").columns)

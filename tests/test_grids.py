@@ -257,9 +257,7 @@ def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
 def _report_twin(results: Path, model: str, seed: int, precision: str, device: str) -> Path:
     """A report-grid record of ``model``/``seed`` trained at ``precision`` on ``device``; its path."""
     twin = RunConfig("report", model, "report", seed)
-    record = fake_record(twin, [0.5] * 10)
-    record["provenance"] |= {"precision": precision, "device_name": device}
-    write_record(record_path(twin, results), record)
+    write_record(record_path(twin, results), fake_record(twin, [0.5] * 10, precision=precision, device_name=device))
     return record_path(twin, results)
 
 
