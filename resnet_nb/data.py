@@ -155,7 +155,7 @@ def _prune_stale_caches(root: Path, source_path: str, keep: str) -> None:
         try:
             if json.loads(meta_file.read_text()).get("source_path") != source_path:
                 continue
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             continue  # not ours to judge: _read_cache warns about damaged caches when they are used
         for stale in (meta_file, meta_file.with_suffix(".npz")):
             stale.unlink(missing_ok=True)

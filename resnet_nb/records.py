@@ -141,6 +141,11 @@ def validate_record(record: Any, expected: RunConfig | None = None, where: str =
         raise RecordError(f"{where}: holds run {run.run_id!r} of grid {run.grid!r}, expected {expected.run_id!r} "
                           f"of grid {expected.grid!r}")
     history = record["history"]
+    counts = {k: record["config"].get(k) for k in ("planned_epochs", "steps_per_epoch", "total_iterations")} | {
+        "provenance.train_size": record["provenance"].get("train_size") if isinstance(record["provenance"], dict) else None}
+    wrong = [f"{k}={v!r}" for k, v in counts.items() if v is not None and (not _is_int(v) or v < 1)]
+    if wrong:  # figures derive the schedule from these
+        raise RecordError(f"{where}: bad config ({', '.join(wrong)}: whole numbers >= 1 expected)")
     try:
         # planned_epochs (newer records) also covers recipes given in iterations, like the paper's
         params = record["config"]["recipe_params"]

@@ -221,6 +221,9 @@ def test_records_of_the_wrong_shape_never_reach_a_traceback(tmp_path: Path) -> N
         "lr-a-string": lambda r: r["config"]["recipe_params"].update(lr="fast"),
         "segments-garbage": lambda r: r["provenance"].update(segments=[{"device_name": 3, "device": None}]),
         "epoch-a-float": lambda r: r["history"][0].update(epoch=1.0),
+        "steps-a-string": lambda r: r["config"].update(steps_per_epoch="391"),
+        "planned-zero": lambda r: r["config"].update(planned_epochs=0),
+        "train-size-negative": lambda r: r["provenance"].update(train_size=-1),
     }
     for name, edit in shapes.items():
         record = copy.deepcopy(good)
@@ -229,6 +232,14 @@ def test_records_of_the_wrong_shape_never_reach_a_traceback(tmp_path: Path) -> N
             path_ = tmp_path / name
             path_.write_text(json.dumps(resealed(record)))
             read_record(path_)
+
+
+def test_a_hostile_file_among_the_data_caches_blocks_no_load(tiny_zip: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "cifar10-other.json").write_bytes(HOSTILE["deep.json"])
+    (cache / "cifar10-x.json").write_bytes(HOSTILE["not-utf8.json"])
+    assert len(load_cifar10(tiny_zip, cache=cache, progress=False).train_y) == 200
 
 
 # ---------------------------------------------------------------- 3. each run counted once
