@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         warnings.formatwarning = saved[0]
         for sig, handler in ((signal.SIGTERM, saved[1]), (signal.SIGINT, saved[2])):
-            if handler is not None:
+            if handler is not None and handler is not _exit_while_loading:  # its line would say nothing was done
                 signal.signal(sig, handler)
 
 
