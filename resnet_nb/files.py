@@ -7,7 +7,7 @@
 - :func:`seal` / :func:`unseal` frame a binary payload with its length and sha256, so that a
   truncated or altered file is recognised before a byte of it is used.
 - :func:`claim` takes an exclusive lock on a run (a lock file created with ``O_CREAT|O_EXCL``
-  holding pid, host, the process's start time and the lock's); a lock whose process is dead (same
+  holding pid, host, the process's identity and the lock's start time); a lock whose process is dead (same
   host), whose pid now names a process that started after the lock was written (pid reuse; Linux),
   or that has not been refreshed for ``max_age`` seconds (another host) is stale and taken over and
   removed. A lock file of any other content (a number, a list, a pid that names no process,
@@ -37,6 +37,7 @@ LOCK_MAX_AGE = 24 * 3600.0  # seconds without a heartbeat after which a lock of 
 _TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
 PID_MAX = 1 << 22  # Linux's largest possible pid_max (4,194,304): a larger pid names no process
 LOCK_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+PID_REUSE_SLACK = 60.0  # seconds: see _pid_reused
 
 
 class DiskFullError(OSError):
@@ -67,19 +68,35 @@ def pid_alive(pid: int) -> bool:
         return True
 
 
-def process_start_time(pid: int) -> float | None:
-    """When process ``pid`` started (seconds since the epoch), or None where that is unknown (not Linux).
-
-    ``/proc/<pid>/stat`` field 22 is the start in clock ticks after boot; ``/proc/stat``'s ``btime``
-    is the boot (whole seconds, so the result may be up to a second early).
-    """
+def _start_ticks(pid: int) -> int | None:
+    """``/proc/<pid>/stat`` field 22: when the process started, in clock ticks after boot (Linux)."""
     try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_identity(pid: int) -> str | None:
+    """``<boot id>/<start ticks>``: the same for the same process only, unlike its pid (reused, and after a
+    reboot). Exact, unlike a start time read from the wall clock, which a clock step moves. None: not Linux."""
+    ticks = _start_ticks(pid)
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return None if ticks is None else f"{boot}/{ticks}"
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, from the boot time ``btime`` in whole seconds:
+    a clock step since boot moves it), or None where that is unknown (not Linux)."""
+    ticks = _start_ticks(pid)
+    try:
         boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None
+    return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _tmp_name(path: Path) -> Path:
@@ -246,22 +263,22 @@ def _stale(info: dict, max_age: float) -> bool:
 
 
 def _pid_reused(info: dict) -> bool:
-    """Whether the live process with the lock's pid started after the lock was written: another process.
+    """Whether the live process with the lock's pid is another process than the one that wrote the lock.
 
-    Locks record their process's start time (``pid_start``, compared to a second); older ones only
-    when they were written (``started``, whole seconds, so two seconds of slack). Unknown (not Linux,
-    an unparseable time): False, the lock is judged as before, by its process being alive.
+    Locks record their process's :func:`process_identity` (``process``: exact). Older locks only say
+    when they were written (``started``): a process that started more than :data:`PID_REUSE_SLACK`
+    seconds after that is another one (the slack absorbs clock steps; a reused pid is normally hours
+    younger). Unknown (not Linux, an unparseable time): False, judged as before, by the pid being alive.
     """
+    if isinstance(info.get("process"), str):
+        now = process_identity(info["pid"])
+        return now is not None and now != info["process"]
     now_start = process_start_time(info["pid"])
-    if now_start is None:
-        return False
-    if isinstance(info.get("pid_start"), (int, float)) and not isinstance(info.get("pid_start"), bool):
-        return abs(now_start - info["pid_start"]) > 1.0
     try:
         written = datetime.strptime(str(info.get("started")), LOCK_TIME_FORMAT).timestamp()
     except ValueError:
         return False
-    return now_start > written + 2.0
+    return now_start is not None and now_start > written + PID_REUSE_SLACK
 
 
 def describe(info: dict) -> str:
@@ -277,7 +294,7 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
     token = secrets.token_hex(8)
     content = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
                           "started": time.strftime(LOCK_TIME_FORMAT),
-                          "pid_start": process_start_time(os.getpid())}).encode()
+                          "process": process_identity(os.getpid())}).encode()
     for _ in range(1000):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

@@ -36,7 +36,7 @@ from resnet_nb.checkpoints import (CheckpointMismatch, UnsafeFileError, load_for
 from resnet_nb.data import MAX_IMAGE_BYTES, DataError, load_cifar10
 from resnet_nb.estimate import estimate_seconds
 from resnet_nb.files import (LockedError, check_writable, claim, describe, lock_holder, lock_path, pid_alive,
-                             process_start_time, seal)
+                             process_identity, process_start_time, seal)
 from resnet_nb.grids import group_checkpoints, run_state
 from resnet_nb.models import ModelSpec
 from resnet_nb.records import (LEGACY_RECORDS, RESULTS_DIR, RecordError, RunConfig, iter_records, load_results,
@@ -375,18 +375,23 @@ def test_a_lock_of_a_live_process_holds_and_pid_reuse_does_not(tmp_path: Path) -
         if start is None:
             pytest.skip("process start times need Linux /proc")
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        _lock(target, pid=holder.pid, started=now, pid_start=start)
+        identity = process_identity(holder.pid)
+        _lock(target, pid=holder.pid, started=now, process=identity)
         with pytest.raises(LockedError, match=f"pid {holder.pid}"):
             claim(target)
-        _lock(target, pid=holder.pid, started=now)  # a lock of an older version: no pid_start
+        _lock(target, pid=holder.pid, started=now)  # a lock of an older version: no process identity
         with pytest.raises(LockedError):
             claim(target)
         # the same pid, but the lock was written an hour before that process started: pid reuse
         earlier = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(start - 3600))
         _lock(target, pid=holder.pid, started=earlier)
         assert lock_holder(target) is None
-        _lock(target, pid=holder.pid, started=now, pid_start=start - 3600)
+        boot, ticks = identity.split("/")
+        _lock(target, pid=holder.pid, started=now, process=f"{boot}/{int(ticks) - 100}")  # an older process's
         claim(target).release()
+        mine = claim(target)  # what a lock written today holds
+        assert json.loads(lock_path(target).read_text())["process"] == process_identity(os.getpid())
+        mine.release()
     finally:
         holder.kill()
         holder.wait()
