@@ -51,7 +51,7 @@ def checkpoint_dir(folder: str | Path | None = None) -> Path:
 def checkpoints(folder: Path) -> dict[int, Path]:
     """Depth -> checkpoint file, from ``SHA256SUMS`` (only the files it pins)."""
     found = {}
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
+    for line in _text(folder / "SHA256SUMS").splitlines():
         if line.strip():
             name = line.split()[-1]
             match = re.fullmatch(r"resnet(\d+)-[0-9a-f]+\.th", name)
@@ -62,7 +62,7 @@ def checkpoints(folder: Path) -> dict[int, Path]:
 
 def published_errors(folder: Path) -> dict[int, float]:
     """The test errors (%) their README reports, parsed from the README copy next to the checkpoints."""
-    text = " ".join((folder / "README.md").read_text().split())
+    text = " ".join(_text(folder / "README.md").split())
     match = re.search(r"test errors of ([\d.\s/]+?)\s*% for ResNet-([\d/]+)", text)
     if not match:
         raise ValueError(f"{folder / 'README.md'}: no 'test errors of ... % for ResNet-...' sentence found")
@@ -73,12 +73,20 @@ def published_errors(folder: Path) -> dict[int, float]:
     return dict(zip(depths, errors, strict=True))
 
 
+def _text(path: Path) -> str:
+    """A text file of the published folder; ValueError naming it when it is not UTF-8 text."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); restore it from the published copy") from None
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def pinned_sha256(folder: Path, path: Path) -> str:
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
+    for line in _text(folder / "SHA256SUMS").splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1] == path.name:
             return parts[0]

@@ -242,6 +242,19 @@ def test_a_hostile_file_among_the_data_caches_blocks_no_load(tiny_zip: Path, tmp
     assert len(load_cifar10(tiny_zip, cache=cache, progress=False).train_y) == 200
 
 
+def test_the_published_folder_and_its_records_name_a_bad_file(tmp_path: Path) -> None:
+    from resnet_nb.akamaster import checkpoints, read_records
+
+    (tmp_path / "SHA256SUMS").write_bytes(b"\xff\xfe resnet20-12fca82f.th\n")
+    with pytest.raises(ValueError, match=re.escape(f"{tmp_path / 'SHA256SUMS'}: not UTF-8 text")):
+        checkpoints(tmp_path)
+    for name in ("not-utf8.json", "deep.json"):
+        (tmp_path / name).write_bytes(HOSTILE[name])
+        with pytest.raises(ValueError, match=re.escape(f"{tmp_path / name}: unreadable")):
+            read_records(tmp_path)
+        (tmp_path / name).unlink()
+
+
 # ---------------------------------------------------------------- 3. each run counted once
 
 
