@@ -240,7 +240,7 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
         with zipfile.ZipFile(path) as zf:
             sizes = {i.filename: i.file_size for i in zf.infolist() if not i.filename.endswith("/")}
     else:
-        sizes = {p.relative_to(path).as_posix(): p.stat().st_size for p in path.rglob("*") if p.is_file()}
+        sizes = _folder_files(path)
     names = list(sizes)
     found: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     folders: dict[tuple[str, str], set[str]] = {}
@@ -269,6 +269,22 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
                             "keep exactly one copy of CIFAR-10 in it")
         found[split].sort(key=lambda item: (item[1], item[0]))
     return found
+
+
+def _folder_files(path: Path) -> dict[str, int]:
+    """Size of every file under ``path`` by relative POSIX name; an unreadable folder in it is named (not
+    skipped, which would read as missing images)."""
+    def unreadable(exc: OSError) -> None:
+        raise DataError(f"{exc.filename} in CIFAR-10 source {path} is unreadable ({exc.strerror or exc}); fix its "
+                        "permissions or point at a readable copy")
+
+    sizes = {}
+    for folder, _, files in os.walk(path, onerror=unreadable):
+        for name in files:
+            file = Path(folder) / name
+            if file.is_file():
+                sizes[file.relative_to(path).as_posix()] = file.stat().st_size
+    return sizes
 
 
 def _decode_chunk(args: tuple[str, list[str]]) -> np.ndarray:

@@ -633,7 +633,7 @@ def _as_nobody() -> list[str]:
     return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
 
-@pytest.mark.parametrize("kind", ["zip", "folder"])
+@pytest.mark.parametrize("kind", ["zip", "folder", "class-folder"])
 def test_an_unreadable_source_says_unreadable(kind: str, tiny_image_root, request: pytest.FixtureRequest) -> None:
     prefix = _as_nobody()
     base = Path(tempfile.mkdtemp(prefix="resnet-nb-unreadable-"))  # pytest's own tmp folders are root-only
@@ -644,7 +644,8 @@ def test_an_unreadable_source_says_unreadable(kind: str, tiny_image_root, reques
         shutil.copy(tiny_image_root["zip"], source)
     else:
         shutil.copytree(tiny_image_root["folder"], source)
-    source.chmod(0)
+    unreadable = source / "train" / "cat" if kind == "class-folder" else source
+    unreadable.chmod(0)
     env = os.environ | {"RESNET_NB_CACHE": str(base / "cache"), "OMP_NUM_THREADS": "1"}
     probe = subprocess.run([*prefix, sys.executable, "-c", "import resnet_nb"], cwd=REPO, env=env,
                            capture_output=True, text=True, timeout=60)
@@ -653,6 +654,7 @@ def test_an_unreadable_source_says_unreadable(kind: str, tiny_image_root, reques
     p = subprocess.run([*prefix, sys.executable, "-m", "resnet_nb", "data", "--source", str(source)], cwd=REPO,
                        env=env, capture_output=True, text=True, timeout=120)
     assert p.returncode == 2 and "is unreadable (Permission denied)" in one_error_line(p.stderr), p.stderr
+    assert str(unreadable) in p.stderr
 
 
 def test_a_relative_data_path_is_made_absolute_before_the_scripts_change_folder(tmp_path: Path) -> None:
