@@ -2,30 +2,53 @@
 
 Errors in arguments or data print one line and exit with status 2, never a traceback.
 SIGTERM stops like Ctrl-C: finished epochs stay checkpointed and the run's lock is released.
+A Ctrl-C or SIGTERM while the modules load (torch takes seconds to import) exits at once with one
+line and status 130: the handler is installed before the heavy imports, and exits without
+unwinding a half-imported torch (which can abort from C++).
 """
 
 from __future__ import annotations
 
-import argparse
-import fnmatch
-import re
+import os
 import signal
 import sys
-import warnings
-from pathlib import Path
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports Ctrl-C
+
+
+def _exit_while_loading(signum: int, frame: object) -> None:
+    """Before ``main`` runs nothing is computed, held or half-written: leave at once, in one line."""
+    os.write(2, b"interrupted while starting; nothing was done\n")
+    os._exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":  # as a command only: an importing program keeps its own handlers
+    for _sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(_sig, _exit_while_loading)
+
+import argparse  # noqa: E402 - after the early handlers, on purpose
+import fnmatch  # noqa: E402
+import re  # noqa: E402
+import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 from .checkpoints import CheckpointMismatch
 from .data import DataError, load_cifar10
 from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_precision
 from .files import LockedError, check_writable, describe, lock_holder
-from .grids import GRIDS, STAND_INS, checkpoint_path, grid_runs, parse_shard, pending, run_one, run_states, shard
+from .grids import (GRIDS, STAND_INS, checkpoint_path, grid_runs, group_checkpoints, parse_shard, pending, run_one,
+                    run_states, shard)
 from .models import ModelSpec, model_table
 from .provenance import device_name
-from .records import RESULTS_DIR, RecordError, RunConfig, record_path
-from .stacked import group_runs, resolve_seed_parallel, run_group
+from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path
+from .stacked import plan_groups, resolve_seed_parallel, run_group
 from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
 
 MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
+# Bounds that turn a typo into one line before any data is loaded, not hours of work or gigabytes of model:
+MAX_DEPTH = 1202  # the deepest net of the paper (6n+2 with n = 200)
+MAX_EPOCHS = 1000  # the paper's recipe is ~164 epochs
+TRAIN_IMAGES = 50_000  # CIFAR-10's training split
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -60,19 +83,30 @@ def parse_seeds(text: str) -> list[int]:
         raise ValueError(f"seeds must look like 0-4 or 0,2,3, got {text!r}")
     if len(seeds) > MAX_SEEDS:
         raise ValueError(f"{len(seeds)} seeds in {text!r}; at most {MAX_SEEDS} per command")
-    if min(seeds) < 0:
-        raise ValueError(f"seeds must be >= 0, got {text!r}")
+    if min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ValueError(f"seeds must be from 0 to {MAX_SEED}, got {text!r}")
     return list(dict.fromkeys(seeds))
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise ValueError(f"must be >= 1, got {value}")
-    return value
+def bounded_int(low: int, high: int | None = None):  # noqa: ANN201 - Callable[[str], int]
+    """A parser of whole numbers in ``low..high`` whose error says the bound."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"must be >= {low}, got {value}" if high is None else
+                             f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+positive_int = bounded_int(1)
+seed_value = bounded_int(0, MAX_SEED)
+depth_value = bounded_int(1, MAX_DEPTH)
+epochs_value = bounded_int(1, MAX_EPOCHS)
+train_size_value = bounded_int(1, TRAIN_IMAGES)
 
 
 def argument_type(parse):  # noqa: ANN001,ANN201
@@ -108,18 +142,19 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train one model and write its result record (resumes its checkpoint).")
     t.add_argument("--model", required=True, choices=["resnet", "plain", "torchvision"],
                    help="architecture: the paper's ResNet, the plain net of the same layers, or torchvision's")
-    t.add_argument("--depth", type=int, required=True,
-                   help="resnet/plain: 6n+2 with n >= 1 (20, 32, 44, 56, 110, ...); torchvision: 18")
+    t.add_argument("--depth", type=argument_type(depth_value), required=True,
+                   help=f"resnet/plain: 6n+2 with n >= 1 (20, 32, 44, 56, 110, ... {MAX_DEPTH}); torchvision: 18")
     t.add_argument("--shortcut", choices=["A", "B"],
                    help="resnet only (required there): A = identity + zero padding, B = 1x1 projections")
     t.add_argument("--stem", choices=["imagenet", "cifar"],
                    help="torchvision only (required there): its ImageNet stem, or a 3x3 CIFAR stem")
     t.add_argument("--out", type=Path, required=True, help="result record to write (JSON; never overwritten)")
     t.add_argument("--recipe", default="report", choices=list(RECIPES), help="training protocol")
-    t.add_argument("--epochs", type=int, help="override the recipe's epochs (>= 1)")
-    t.add_argument("--train-size", type=int, help="train on a class-balanced subset of this many images "
-                                                  "(default: all 50,000)")
-    t.add_argument("--seed", type=int, default=0, help="seed of initialisation and batch order")
+    t.add_argument("--epochs", type=argument_type(epochs_value), help=f"override the recipe's epochs (1..{MAX_EPOCHS})")
+    t.add_argument("--train-size", type=argument_type(train_size_value),
+                   help="train on a class-balanced subset of this many images (default: all 50,000)")
+    t.add_argument("--seed", type=argument_type(seed_value), default=0,
+                   help=f"seed of initialisation and batch order (0..{MAX_SEED})")
     t.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format")
     t.add_argument("--checkpoints", type=Path, help="checkpoint folder (default: <cache>/checkpoints)")
     _add_training_options(t)
@@ -181,7 +216,7 @@ def _add_selection_options(p: argparse.ArgumentParser) -> None:
                                                "1 epoch), precision10 "
                                                "(fp32 vs bf16, plain-56 and ResNet-56, 10 epochs)")
     p.add_argument("--seeds", type=argument_type(parse_seeds),
-                   help=f"e.g. 0-4 or 0,1; at most {MAX_SEEDS}, each >= 0 (default: the grid's)")
+                   help=f"e.g. 0-4 or 0,1; at most {MAX_SEEDS}, each 0..{MAX_SEED} (default: the grid's)")
     p.add_argument("--only", help="comma-separated glob(s) on run ids, e.g. 'resnet20*,plain20*' (must match a run)")
     p.add_argument("--shard", type=argument_type(parse_shard), help="i/k: the i-th of k disjoint parts (1 <= i <= k)")
     p.add_argument("--results", type=Path, default=RESULTS_DIR, help="records folder (default: the repository's results/)")
@@ -220,8 +255,6 @@ def cmd_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    if args.epochs is not None and args.epochs < 1:
-        raise ValueError("--epochs must be >= 1")
     spec = ModelSpec(args.model, args.depth, args.shortcut, args.stem)
     run = RunConfig("cli", spec.key, args.recipe, args.seed, args.epochs, args.train_size,
                     None if args.precision == "auto" else args.precision)
@@ -289,7 +322,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
         here = device_name(resolve_device(args.device))
-        for group in group_runs(pending(runs, args.results, args.checkpoints, here), k):
+        for group in plan_groups(pending(runs, args.results, args.checkpoints, here), k, args.checkpoints):
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
@@ -345,7 +378,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
           + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
-    for group in group_runs(todo, k):
+    for group in plan_groups(todo, k, args.checkpoints):  # a group checkpoint's runs resume as that group
         if done >= limit:
             break
         free = []
@@ -362,7 +395,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
         print(f"[{done + 1}{f'-{done + len(free)}' if len(free) > 1 else ''}/{limit}] "
               f"{', '.join(r.run_id for r in free)}", flush=True)
         try:
-            if len(free) == 1:
+            if len(free) == 1 and not group_checkpoints(free[0], args.checkpoints):
                 records = [run_one(free[0], data, results=args.results, checkpoints=args.checkpoints,
                                    device=args.device, precision=args.precision, compile=args.compile,
                                    cuda_graph=args.cuda_graph, progress=not args.quiet)]
@@ -411,10 +444,14 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    saved = warnings.formatwarning, signal.getsignal(signal.SIGTERM)
+    saved = warnings.formatwarning, signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     warnings.formatwarning = _one_line_warning
-    if saved[1] is signal.SIG_DFL:  # not when a caller (a test, a notebook) has its own
+    # from here on a signal unwinds (locks released, epochs checkpointed); not when a caller (a test,
+    # a notebook) has a handler of its own
+    if saved[1] in (signal.SIG_DFL, _exit_while_loading):
         signal.signal(signal.SIGTERM, _terminate)
+    if saved[2] is _exit_while_loading:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _dispatch(args)
     except (ValueError, DataError, RecordError, LockedError, DivergedError, OSError) as exc:
@@ -422,11 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished epochs are checkpointed and resume on the next run", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         warnings.formatwarning = saved[0]
-        if saved[1] is not None:
-            signal.signal(signal.SIGTERM, saved[1])
+        for sig, handler in ((signal.SIGTERM, saved[1]), (signal.SIGINT, saved[2])):
+            if handler is not None and handler is not _exit_while_loading:  # its line would say nothing was done
+                signal.signal(sig, handler)
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from .checkpoints import safe_load
 from .data import Cifar10, DeviceLoader
 from .files import atomic_write_text
 from .models import ModelSpec, build_model
@@ -54,7 +55,7 @@ def checkpoint_dir(folder: str | Path | None = None) -> Path:
 def checkpoints(folder: Path) -> dict[int, Path]:
     """Depth -> checkpoint file, from ``SHA256SUMS`` (only the files it pins)."""
     found = {}
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
+    for line in _text(folder / "SHA256SUMS").splitlines():
         if line.strip():
             name = line.split()[-1]
             match = re.fullmatch(r"resnet(\d+)-[0-9a-f]+\.th", name)
@@ -65,7 +66,7 @@ def checkpoints(folder: Path) -> dict[int, Path]:
 
 def published_errors(folder: Path) -> dict[int, float]:
     """The test errors (%) their README reports, parsed from the README copy next to the checkpoints."""
-    text = " ".join((folder / "README.md").read_text().split())
+    text = " ".join(_text(folder / "README.md").split())
     match = re.search(r"test errors of ([\d.\s/]+?)\s*% for ResNet-([\d/]+)", text)
     if not match:
         raise ValueError(f"{folder / 'README.md'}: no 'test errors of ... % for ResNet-...' sentence found")
@@ -76,12 +77,20 @@ def published_errors(folder: Path) -> dict[int, float]:
     return dict(zip(depths, errors, strict=True))
 
 
+def _text(path: Path) -> str:
+    """A text file of the published folder; ValueError naming it when it is not UTF-8 text."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text ({exc}); restore it from the published copy") from None
+
+
 def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def pinned_sha256(folder: Path, path: Path) -> str:
-    for line in (folder / "SHA256SUMS").read_text().splitlines():
+    for line in _text(folder / "SHA256SUMS").splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1] == path.name:
             return parts[0]
@@ -90,7 +99,9 @@ def pinned_sha256(folder: Path, path: Path) -> str:
 
 def load_akamaster(path: Path, depth: int) -> tuple[nn.Module, dict[str, Any]]:
     """Our option-A ResNet with the checkpoint's weights (strict: every tensor must map), and its extras."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_load(Path(path), f"akamaster checkpoint {path}")  # weights only: nothing in the file runs
+    if not isinstance(state, dict) or not isinstance(state.get("state_dict"), dict):
+        raise ValueError(f"{path}: not an akamaster checkpoint (no state_dict)")
     weights = {k.removeprefix("module."): v for k, v in state["state_dict"].items()}
     model = build_model(ModelSpec("resnet", depth, "A"))
     model.load_state_dict(weights, strict=True)
@@ -140,11 +151,20 @@ def write_records(folder: Path, data: Cifar10, out: Path, device: str = "cpu") -
 
 def read_records(folder: Path) -> list[dict[str, Any]]:
     """The akamaster evaluation records under ``folder`` (none: an empty list), by depth."""
-    records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
-    bad = [r.get("model", "?") for r in records if r.get("kind") != RECORD_KIND or r.get("format") != RECORD_FORMAT]
-    if bad:
-        raise ValueError(f"{folder}: not akamaster evaluation records: {bad}")
+    records = [_read_record(p) for p in sorted(Path(folder).glob("*.json"))]
     return sorted(records, key=lambda r: r["depth"])
+
+
+def _read_record(path: Path, kind: str = RECORD_KIND) -> dict[str, Any]:
+    """One akamaster record of ``kind``; ValueError naming the file when it is unreadable or of another kind."""
+    try:
+        record = json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON or bad UTF-8
+        raise ValueError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    if not isinstance(record, dict) or record.get("kind") != kind or record.get("format") != RECORD_FORMAT \
+            or not isinstance(record.get("depth"), int):
+        raise ValueError(f"{path}: not an akamaster record of kind {kind} (format {RECORD_FORMAT})")
+    return record
 
 
 def copy_cost_text(records: list[dict[str, Any]]) -> str:
@@ -222,10 +242,7 @@ def write_roundtrip_records(folder: Path, data: Cifar10, out: Path, quality: int
 
 def read_roundtrip_records(folder: Path) -> list[dict[str, Any]]:
     """The round-trip control records under ``folder`` (none: an empty list), by depth."""
-    records = [json.loads(p.read_text()) for p in sorted(Path(folder).glob("*.json"))]
-    bad = [r.get("model", "?") for r in records if r.get("kind") != ROUNDTRIP_KIND]
-    if bad:
-        raise ValueError(f"{folder}: not JPEG round-trip records: {bad}")
+    records = [_read_record(p, ROUNDTRIP_KIND) for p in sorted(Path(folder).glob("*.json"))]
     return sorted(records, key=lambda r: r["depth"])
 
 

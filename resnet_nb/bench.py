@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
-from .files import atomic_write_text
+from .files import atomic_write_text, check_writable
 from .models import ModelSpec, build_model
 from .provenance import environment
 from .train import (GraphedStep, Recipe, evaluate, get_recipe, make_optimizer, resolve_cuda_graph, resolve_device,
@@ -324,6 +324,10 @@ def run_from_args(args: argparse.Namespace) -> None:
         get_recipe(name)
     if min(args.steps, args.repeats) < 1 or args.warmup < 0:
         raise ValueError("--steps and --repeats must be >= 1, --warmup >= 0")
+    if args.json:  # before minutes of measuring, not after
+        if Path(args.json).is_dir():
+            raise ValueError(f"--json {args.json} is a folder; name a file")
+        check_writable(Path(args.json).parent, "--json")
     data = load_cifar10(args.source, progress=False)
     env = environment(device)
     print(f"benchmark on {env['device_name']}, torch {env['torch']}, {args.steps} steps x {args.repeats} repeats "

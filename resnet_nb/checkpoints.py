@@ -1,6 +1,12 @@
 """Training checkpoints: sealed (length + sha256, verified before unpickling), written atomically,
 and bound to the run they belong to (model, recipe, seed, precision, memory format, dataset checksum).
 
+Checkpoints travel between machines (a GPU lease carries them back), and the seal proves a file is
+intact, not who wrote it: every file is read with ``torch.load(weights_only=True)``, which rebuilds
+tensors, dicts, lists, numbers and strings and refuses anything else, so a crafted pickle is refused
+in one line naming the file and never runs. The one class allowed beyond those is ``TorchVersion``
+(a ``str`` subclass that the segments' ``torch`` entry holds in checkpoints written so far).
+
 A checkpoint that fails its checksum is never resumed: the run starts again from scratch and
 says so (the next epoch's checkpoint replaces the damaged file). A checkpoint of another run,
 or of the same run on other data, is refused with the difference and what to do.
@@ -9,6 +15,7 @@ or of the same run on other data, is refused with the difference and what to do.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,11 +25,18 @@ import torch
 
 from .files import CorruptFileError, atomic_write_bytes, seal, unseal
 
+# Classes a checkpoint may hold beyond tensors and plain containers: building them runs no code of the file's.
+SAFE_GLOBALS = [torch.torch_version.TorchVersion]
+
 CHECKPOINT_FORMAT = 2  # 2: sealed, dataset checksum in the identity
 
 
 class CheckpointMismatch(ValueError):
     """The checkpoint belongs to another run (or to this run on other data)."""
+
+
+class UnsafeFileError(CorruptFileError):
+    """A file verifies (or is not sealed) but could only be loaded by running code from it: refused."""
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -35,13 +49,27 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def read_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The state in a sealed checkpoint; CorruptFileError naming the file when it does not verify."""
     payload = unseal(Path(path).read_bytes(), f"checkpoint {path}")
-    try:
-        state = torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
-    except Exception as exc:  # verified bytes that do not unpickle: written by an incompatible version
-        raise CorruptFileError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    state = safe_load(payload, f"checkpoint {path}", map_location)
     if not isinstance(state, dict):
         raise CorruptFileError(f"checkpoint {path} does not hold a training state")
     return state
+
+
+def safe_load(payload: bytes | Path, where: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: a file that would need code to unpickle (a crafted
+    ``__reduce__``, a foreign class) raises CorruptFileError in one line naming ``where``, having run nothing."""
+    source = io.BytesIO(payload) if isinstance(payload, bytes) else payload
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS):
+            return torch.load(source, map_location=map_location, weights_only=True)
+    except Exception as exc:  # refused by the weights-only unpickler, or not a torch file at all
+        first = (str(exc).strip().splitlines() or [""])[0]
+        if "Weights only load failed" in first:  # torch's advice to load with full trust is not ours to give
+            unsafe = re.search(r"Unsupported global: GLOBAL (\S+)|Unsupported operand \d+", str(exc))
+            first = f"it needs {unsafe.group(1) if unsafe and unsafe.group(1) else 'code'} to be loaded, " \
+                    "which a checkpoint never does"
+        raise UnsafeFileError(f"{where} cannot be read safely ({type(exc).__name__}: {first}); refused, "
+                               "nothing in it was run: delete it (a checkpoint restarts its run)") from None
 
 
 def load_for_resume(path: Path, identity: dict[str, Any], map_location: torch.device) -> dict[str, Any] | None:
@@ -54,6 +82,8 @@ def load_for_resume(path: Path, identity: dict[str, Any], map_location: torch.de
         return None
     try:
         state = read_checkpoint(path, map_location)
+    except UnsafeFileError as exc:  # intact but not a state we wrote: never overwritten unseen, never run
+        raise CheckpointMismatch(str(exc)) from None
     except CorruptFileError as exc:
         with open(path, "rb") as f:
             if f.read(4) == b"PK\x03\x04":  # a plain torch.save zip: resnet_nb < format 2, no dataset identity
@@ -85,11 +115,17 @@ def _differences(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "")
 
 
 def read_checkpoint_history(path: Path) -> list[dict[str, float]]:
-    """The history stored in a checkpoint (for progress reports), or [] if unreadable."""
+    """The history stored in a checkpoint (for progress reports; a seed-parallel group's first seed's),
+    or [] if there is none; a file that cannot be read is named in a warning."""
     try:
-        return list(read_checkpoint(path)["history"])
-    except Exception:
+        state = read_checkpoint(path)
+    except FileNotFoundError:
         return []
+    except (OSError, CorruptFileError) as exc:
+        warnings.warn(f"{exc}; its progress is not counted", stacklevel=2)
+        return []
+    history = state.get("history") or (state.get("histories") or [[]])[0]
+    return [row for row in history if isinstance(row, dict)] if isinstance(history, list) else []
 
 
 class SegmentLog:
@@ -149,11 +185,7 @@ def load_weights(path: Path, run_id: str | None = None) -> dict[str, torch.Tenso
     """The fp32 state dict saved by :func:`save_weights`; CorruptFileError naming the file when it does not
     verify, cannot be read without running code, or belongs to another run than ``run_id``."""
     payload = unseal(Path(path).read_bytes(), f"weights file {path}")
-    try:  # weights_only: a crafted pickle is refused, never executed
-        saved = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CorruptFileError(f"weights file {path} cannot be read safely ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    saved = safe_load(payload, f"weights file {path}")  # a crafted pickle is refused, never executed
     if not isinstance(saved, dict) or saved.get("format") != WEIGHTS_FORMAT or not isinstance(
             saved.get("state_dict"), dict):
         raise CorruptFileError(f"weights file {path} is not a resnet_nb weights file (format {WEIGHTS_FORMAT})")

@@ -30,13 +30,17 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 SPLITS = ("train", "test")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 CACHE_FORMAT = 1
+# The largest image file accepted: a 32x32 CIFAR image is ~1-3 kB as PNG/JPEG and 3 kB as BMP. Sizes a zip
+# declares are checked before a byte is inflated, and dimensions from the image header before it is decoded,
+# so memory stays bounded by this, not by what a (damaged or hostile) archive claims.
+MAX_IMAGE_BYTES = 1 << 20
 ENV_DATA = "RESNET_NB_DATA"
 ENV_CACHE = "RESNET_NB_CACHE"
 
 HOW_TO_GET_DATA = (
     "Either let torchvision download CIFAR-10 (needs internet; source='torchvision'), or point "
     f"{ENV_DATA} at a local copy: a folder or .zip laid out as <split>/<class>/<image>, "
-    f"e.g. export {ENV_DATA}=../shared/data/cifar10-jpeg.zip"
+    f"e.g. export {ENV_DATA}=$(realpath ../shared/data/cifar10-jpeg.zip) (absolute: the notebooks run from book/)"
 )
 
 
@@ -69,10 +73,15 @@ class Cifar10:
 
 
 def cache_dir() -> Path:
+    """The cache folder (``RESNET_NB_CACHE``, else the XDG cache); DataError when that path is a file."""
     if os.environ.get(ENV_CACHE):
-        return Path(os.environ[ENV_CACHE]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "resnet_nb"
+        path, origin = Path(os.environ[ENV_CACHE]).expanduser(), ENV_CACHE
+    else:
+        path, origin = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "resnet_nb", "the cache"
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{origin} {path} is a file, not a folder: point {ENV_CACHE} at a folder (it is created "
+                        "if missing) or move the file away")
+    return path
 
 
 def resolve_source(source: str | os.PathLike[str] | None = None) -> str:
@@ -84,6 +93,15 @@ def resolve_source(source: str | os.PathLike[str] | None = None) -> str:
     origin = "argument" if source is not None else ENV_DATA
     if not path.exists():
         raise DataError(f"CIFAR-10 source {str(path)!r} (from {origin}) does not exist. {HOW_TO_GET_DATA}")
+    try:  # a permission problem is not "no images" or "not a zip"
+        if path.is_dir():
+            next(os.scandir(path), None)
+        else:
+            with open(path, "rb") as f:
+                f.read(1)
+    except OSError as exc:
+        raise DataError(f"CIFAR-10 source {str(path)!r} (from {origin}) is unreadable ({exc.strerror or exc}); "
+                        "fix its permissions or point at a readable copy") from None
     if path.is_file() and not zipfile.is_zipfile(path):
         raise DataError(f"CIFAR-10 source {str(path)!r} is a file but not a zip archive. {HOW_TO_GET_DATA}")
     return str(path.resolve())
@@ -137,7 +155,7 @@ def _prune_stale_caches(root: Path, source_path: str, keep: str) -> None:
         try:
             if json.loads(meta_file.read_text()).get("source_path") != source_path:
                 continue
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError, AttributeError):
             continue  # not ours to judge: _read_cache warns about damaged caches when they are used
         for stale in (meta_file, meta_file.with_suffix(".npz")):
             stale.unlink(missing_ok=True)
@@ -220,9 +238,10 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
     """(member, label) per split, sorted by class then file name; the split folders may sit under a prefix."""
     if path.is_file():
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
+            sizes = {i.filename: i.file_size for i in zf.infolist() if not i.filename.endswith("/")}
     else:
-        names = [p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()]
+        sizes = _folder_files(path)
+    names = list(sizes)
     found: dict[str, list[tuple[str, int]]] = {s: [] for s in SPLITS}
     folders: dict[tuple[str, str], set[str]] = {}
     for name in names:
@@ -231,6 +250,9 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
             continue
         if parts[-2] not in CLASSES:
             raise DataError(f"unknown class folder {parts[-2]!r} in {path} (expected one of {', '.join(CLASSES)})")
+        if sizes[name] > MAX_IMAGE_BYTES:  # before decoding anything: the size a zip declares is what it inflates to
+            raise DataError(f"{name} in {path} declares {sizes[name]:,} bytes, more than any 32x32 image needs "
+                            f"({MAX_IMAGE_BYTES:,}); replace the file or the archive")
         found[parts[-3]].append((name, CLASSES.index(parts[-2])))
         folders.setdefault((parts[-3], parts[-2]), set()).add(str(PurePosixPath(*parts[:-1])))
     for split in SPLITS:
@@ -249,6 +271,22 @@ def _list_images(path: Path) -> dict[str, list[tuple[str, int]]]:
     return found
 
 
+def _folder_files(path: Path) -> dict[str, int]:
+    """Size of every file under ``path`` by relative POSIX name; an unreadable folder in it is named (not
+    skipped, which would read as missing images)."""
+    def unreadable(exc: OSError) -> None:
+        raise DataError(f"{exc.filename} in CIFAR-10 source {path} is unreadable ({exc.strerror or exc}); fix its "
+                        "permissions or point at a readable copy")
+
+    sizes = {}
+    for folder, _, files in os.walk(path, onerror=unreadable):
+        for name in files:
+            file = Path(folder) / name
+            if file.is_file():
+                sizes[file.relative_to(path).as_posix()] = file.stat().st_size
+    return sizes
+
+
 def _decode_chunk(args: tuple[str, list[str]]) -> np.ndarray:
     from PIL import Image
 
@@ -258,13 +296,19 @@ def _decode_chunk(args: tuple[str, list[str]]) -> np.ndarray:
     try:
         for i, member in enumerate(members):
             try:
-                raw = zf.read(member) if zf else (Path(source) / member).read_bytes()
-                img = Image.open(io.BytesIO(raw)).convert("RGB")
+                with zf.open(member) if zf else open(Path(source) / member, "rb") as f:
+                    raw = f.read(MAX_IMAGE_BYTES + 1)  # bounded, whatever the file has become since it was listed
+                if len(raw) > MAX_IMAGE_BYTES:
+                    raise ValueError(f"more than {MAX_IMAGE_BYTES:,} bytes")
+                img = Image.open(io.BytesIO(raw))  # reads the header only
+                if img.size != (32, 32):  # before decoding: a header may claim any size
+                    raise DataError(f"{member} in {source} is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
+                img = img.convert("RGB")
+            except DataError:
+                raise
             except Exception as exc:  # a bad CRC, a truncated or non-image file: name the member
                 raise DataError(f"{member} in {source} cannot be read as an image ({type(exc).__name__}: {exc}); "
                                 "replace the file or the archive") from None
-            if img.size != (32, 32):
-                raise DataError(f"{member} in {source} is {img.size[0]}x{img.size[1]}, CIFAR-10 images are 32x32")
             out[i] = np.asarray(img).transpose(2, 0, 1)
     finally:
         if zf:

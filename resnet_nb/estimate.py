@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoints import read_checkpoint_history
-from .grids import checkpoint_path
+from .grids import progress_checkpoint
 from .models import ModelSpec, build_model, count_macs
 from .provenance import canonical_device_name, device_name
 from .records import RESULTS_DIR, RunConfig, iter_records, trained_on
@@ -59,8 +59,8 @@ def estimate_seconds(run: RunConfig, device_name: str, results: Path = RESULTS_D
     recipe = run.recipe_obj()
     train_images = recipe.train_size or 50_000
     epochs = recipe.num_epochs(-(-train_images // recipe.batch_size))
-    ckpt = checkpoint_path(run, checkpoints)
-    done = read_checkpoint_history(ckpt) if ckpt.exists() else []
+    ckpt = progress_checkpoint(run, checkpoints)  # its own, or its seed-parallel group's
+    done = read_checkpoint_history(ckpt) if ckpt is not None else []
     per_epoch = [r["seconds"] for r in done]
     params = json.loads(json.dumps(dataclasses.asdict(recipe)))  # as stored: tuples become lists
     def same_precision(rec: dict) -> bool:
@@ -170,8 +170,8 @@ def probe_seconds_left(run: RunConfig, device: torch.device, checkpoints: Path |
     train_images = recipe.train_size or 50_000
     steps_per_epoch = -(-train_images // recipe.batch_size)
     epochs = recipe.num_epochs(steps_per_epoch)
-    ckpt = checkpoint_path(run, checkpoints)
-    done = len(read_checkpoint_history(ckpt)) if ckpt.exists() else 0
+    ckpt = progress_checkpoint(run, checkpoints)
+    done = len(read_checkpoint_history(ckpt)) if ckpt is not None else 0
     seconds = step_seconds(run.model, run.recipe, str(device), run.precision or "auto")
     return max(0, epochs - done) * steps_per_epoch * seconds * EVAL_OVERHEAD
 

@@ -7,8 +7,11 @@
 - :func:`seal` / :func:`unseal` frame a binary payload with its length and sha256, so that a
   truncated or altered file is recognised before a byte of it is used.
 - :func:`claim` takes an exclusive lock on a run (a lock file created with ``O_CREAT|O_EXCL``
-  holding pid, host and start time); a lock whose process is dead (same host) or that has not
-  been refreshed for ``max_age`` seconds is stale and taken over.
+  holding pid, host, the process's identity and the lock's start time); a lock whose process is dead (same
+  host), whose pid now names a process that started after the lock was written (pid reuse; Linux),
+  or that has not been refreshed for ``max_age`` seconds (another host) is stale and taken over and
+  removed. A lock file of any other content (a number, a list, a pid that names no process,
+  garbage) is broken: taken over with one warning naming it, never a traceback.
 """
 
 from __future__ import annotations
@@ -22,14 +25,19 @@ import re
 import secrets
 import socket
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
 SEAL_MAGIC = b"RESNET_NB-SEALED-1\n"
 LOCK_MAX_AGE = 24 * 3600.0  # seconds without a heartbeat after which a lock of another host is stale
 _TMP = re.compile(r"\.tmp-(\d+)-[0-9a-f]+$")
+PID_MAX = 1 << 22  # Linux's largest possible pid_max (4,194,304): a larger pid names no process
+LOCK_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+PID_REUSE_SLACK = 60.0  # seconds: see _pid_reused
 
 
 class DiskFullError(OSError):
@@ -46,7 +54,7 @@ class LockedError(RuntimeError):
 
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists on this host (a zombie counts as dead)."""
-    if pid <= 0:
+    if not isinstance(pid, int) or not 0 < pid <= PID_MAX:
         return False
     try:
         os.kill(pid, 0)
@@ -58,6 +66,37 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except (OSError, IndexError):
         return True
+
+
+def _start_ticks(pid: int) -> int | None:
+    """``/proc/<pid>/stat`` field 22: when the process started, in clock ticks after boot (Linux)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def process_identity(pid: int) -> str | None:
+    """``<boot id>/<start ticks>``: the same for the same process only, unlike its pid (reused, and after a
+    reboot). Exact, unlike a start time read from the wall clock, which a clock step moves. None: not Linux."""
+    ticks = _start_ticks(pid)
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return None if ticks is None else f"{boot}/{ticks}"
+
+
+def process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch, from the boot time ``btime`` in whole seconds:
+    a clock step since boot moves it), or None where that is unknown (not Linux)."""
+    ticks = _start_ticks(pid)
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    return None if ticks is None else boot + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _tmp_name(path: Path) -> Path:
@@ -154,8 +193,9 @@ class Lock:
             os.utime(self.path)
 
     def release(self) -> None:
-        with contextlib.suppress(OSError):
-            if json.loads(self.path.read_text()).get("token") == self.token:  # never remove a lock we lost
+        info = _read_lock(self.path)
+        if info is not None and info.get("token") == self.token:  # never remove a lock we lost
+            with contextlib.suppress(OSError):
                 self.path.unlink()
 
 
@@ -165,35 +205,85 @@ def lock_path(target: Path) -> Path:
 
 
 def lock_holder(target: Path, max_age: float = LOCK_MAX_AGE) -> dict | None:
-    """Who holds the lock of ``target`` (pid, host, started), or None when it is free or stale."""
-    info = _read_lock(lock_path(target))
-    return None if info is None or _stale(info, max_age) else info
+    """Who holds the lock of ``target`` (pid, host, started), or None when it is free or stale.
+
+    A stale lock found here is removed (a killed run's lock is litter), as :func:`claim` would.
+    """
+    path = lock_path(target)
+    info = _read_lock(path)
+    if info is not None and _stale(info, max_age):
+        with contextlib.suppress(OSError):
+            _break_stale(path, info, max_age)
+        return None
+    return info
 
 
 def _read_lock(path: Path) -> dict | None:
+    """The lock's content and ``age`` (seconds since its last heartbeat), None when there is no lock.
+
+    Content that is not JSON is ``raw`` (a writer killed between create and write leaves it empty);
+    JSON that is not a lock of this shape is ``broken``, with the reason.
+    """
     try:
-        info = json.loads(path.read_text())
-        info["age"] = time.time() - path.stat().st_mtime
-        return info
+        age = time.time() - path.stat().st_mtime
+        with open(path, "rb") as f:
+            raw = f.read(4096)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
-        # unreadable: a writer killed between create and write; judge by age alone
-        try:
-            return {"pid": -1, "host": "?", "age": time.time() - path.stat().st_mtime, "raw": True}
-        except OSError:
-            return None
+    except OSError as exc:  # unreadable (permissions): judged by age like an empty one
+        return {"age": 0.0, "raw": True, "why": f"unreadable: {exc.strerror or exc}"}
+    try:
+        info = json.loads(raw.decode())
+    except (ValueError, RecursionError):
+        return {"age": age, "raw": True, "why": "empty or not JSON"}
+    why = _lock_shape_problem(info)
+    return {"age": age, "broken": True, "why": why} if why else info | {"age": age}
+
+
+def _lock_shape_problem(info: object) -> str | None:
+    """Why ``info`` is not a lock this module wrote, or None."""
+    if not isinstance(info, dict):
+        return f"holds a JSON {type(info).__name__}, not a lock"
+    pid = info.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid <= PID_MAX:
+        return f"pid {pid!r} is not a process id"
+    if not isinstance(info.get("host"), str) or not isinstance(info.get("token", ""), str):
+        return "host or token is not a string"
+    return None
 
 
 def _stale(info: dict, max_age: float) -> bool:
+    if info.get("broken"):
+        return True  # no process of ours wrote it: nothing to wait for
     if info.get("raw"):
         return info["age"] > 60  # an empty lock file is written within microseconds of its creation
-    if info.get("host") == socket.gethostname() and not pid_alive(int(info.get("pid", -1))):
-        return True
-    return info["age"] > max_age
+    if info["host"] == socket.gethostname():
+        return not pid_alive(info["pid"]) or _pid_reused(info)
+    return info["age"] > max_age  # another host's process cannot be asked: only its heartbeat tells
+
+
+def _pid_reused(info: dict) -> bool:
+    """Whether the live process with the lock's pid is another process than the one that wrote the lock.
+
+    Locks record their process's :func:`process_identity` (``process``: exact). Older locks only say
+    when they were written (``started``): a process that started more than :data:`PID_REUSE_SLACK`
+    seconds after that is another one (the slack absorbs clock steps; a reused pid is normally hours
+    younger). Unknown (not Linux, an unparseable time): False, judged as before, by the pid being alive.
+    """
+    if isinstance(info.get("process"), str):
+        now = process_identity(info["pid"])
+        return now is not None and now != info["process"]
+    now_start = process_start_time(info["pid"])
+    try:
+        written = datetime.strptime(str(info.get("started")), LOCK_TIME_FORMAT).timestamp()
+    except ValueError:
+        return False
+    return now_start is not None and now_start > written + PID_REUSE_SLACK
 
 
 def describe(info: dict) -> str:
+    if info.get("raw") or info.get("broken"):
+        return f"a malformed lock ({info.get('why')})"
     return f"pid {info.get('pid')} on {info.get('host')} since {info.get('started', '?')}"
 
 
@@ -203,7 +293,8 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_hex(8)
     content = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "token": token,
-                          "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode()
+                          "started": time.strftime(LOCK_TIME_FORMAT),
+                          "process": process_identity(os.getpid())}).encode()
     for _ in range(1000):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -213,6 +304,8 @@ def claim(target: Path, max_age: float = LOCK_MAX_AGE) -> Lock:
                 raise LockedError(f"{target} is being run by {describe(info)} (lock {path}); "
                                   "wait for it, or delete the lock if that process is gone") from None
             if info is not None:
+                if info.get("broken") or info.get("raw"):
+                    warnings.warn(f"lock {path} is malformed ({info['why']}); taken over", stacklevel=2)
                 _break_stale(path, info, max_age)
             continue
         with os.fdopen(fd, "wb") as f:
@@ -264,6 +357,7 @@ def check_writable(folder: Path, what: str) -> None:
     try:
         if not existing.is_dir():
             raise NotADirectoryError(f"{existing} is a file")
+        remove_stale_temps(existing / ".write-probe")  # probes of processes killed mid-probe
         probe = _tmp_name(existing / ".write-probe")
         with open(probe, "xb") as f:
             f.write(b"ok")

@@ -7,17 +7,19 @@ process refuses them or, in a grid, takes the next run. How long the rest will t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .checkpoints import save_weights
 from .data import Cifar10, cache_dir
-from .files import atomic_write_text, check_writable, claimed
+from .files import atomic_write_text, check_writable, claimed, glob_escape
 from .models import ModelSpec
 from .provenance import canonical_device_name, environment
 from .records import (RESULTS_DIR, RecordError, RunConfig, make_record, read_record, record_path, trained_on,
@@ -126,6 +128,39 @@ def checkpoint_path(run: RunConfig, checkpoints: Path | None = None) -> Path:
     return root / run.grid / f"{run.run_id}.pt"
 
 
+def group_checkpoint_path(runs: Sequence[RunConfig], checkpoints: Path | None = None) -> Path:
+    """The checkpoint of runs trained as one seed-parallel group: ``<config_id>_seeds0-1-2.pt``."""
+    first = checkpoint_path(runs[0], checkpoints)
+    return first.with_name(f"{runs[0].config_id}_seeds{'-'.join(str(r.seed) for r in runs)}.pt")
+
+
+def group_checkpoints(run: RunConfig, checkpoints: Path | None = None) -> list[tuple[Path, list[int]]]:
+    """The seed-parallel group checkpoints that hold ``run`` (path, the group's seeds), oldest first.
+
+    A group keeps its seeds for life: the runner resumes it with them, whatever ``--seed-parallel``
+    says now, so a kill, even between the group's record writes, loses nothing and trains nothing twice.
+    """
+    folder = checkpoint_path(run, checkpoints).parent
+    name = re.compile(rf"{re.escape(run.config_id)}_seeds(\d+(?:-\d+)*)\.pt")
+    found = []
+    for path in folder.glob(f"{glob_escape(run.config_id)}_seeds*.pt"):
+        match = name.fullmatch(path.name)
+        seeds = [int(s) for s in match.group(1).split("-")] if match else []
+        if run.seed in seeds:
+            with contextlib.suppress(OSError):
+                found.append((path.stat().st_mtime, path, seeds))
+    return [(path, seeds) for _, path, seeds in sorted(found)]
+
+
+def progress_checkpoint(run: RunConfig, checkpoints: Path | None = None) -> Path | None:
+    """The checkpoint holding ``run``'s progress: its own, else its seed-parallel group's; None if none."""
+    own = checkpoint_path(run, checkpoints)
+    if own.exists():
+        return own
+    groups = group_checkpoints(run, checkpoints)
+    return groups[0][0] if groups else None
+
+
 # A grid whose runs fix the precision may find them already trained by another grid that leaves it to
 # the device: where the device's default is bf16 (these CPUs), the report grid's runs are precision10's
 # bf16 runs; where it is fp32 (a GPU), its fp32 runs. Same model, recipe, seed, epochs and data: the same
@@ -164,14 +199,15 @@ def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | Non
 def run_state(run: RunConfig, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
               device_name: str | None = None) -> str:
     """``done`` (a valid record), ``covered`` (a :func:`stand_in` record of another grid, made on
-    ``device_name``), ``partial`` (a checkpoint) or ``todo``; an invalid record raises RecordError."""
+    ``device_name``), ``partial`` (a checkpoint: its own or its seed-parallel group's) or ``todo``; an
+    invalid record raises RecordError."""
     path = record_path(run, results)
     if path.exists():
         read_record(path, run)
         return "done"
     if stand_in(run, results, device_name) is not None:
         return "covered"
-    return "partial" if checkpoint_path(run, checkpoints).exists() else "todo"
+    return "partial" if progress_checkpoint(run, checkpoints) is not None else "todo"
 
 
 def run_one(run: RunConfig, data: Cifar10, *, results: Path = RESULTS_DIR, checkpoints: Path | None = None,

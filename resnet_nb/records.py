@@ -2,9 +2,15 @@
 
 A record is one JSON file per finished run, ``results/<grid>/<run_id>.json``, written
 atomically and never edited: config, per-epoch history and provenance, and ``content_sha256``,
-a hash of the rest that is recomputed on every read (optional: older format-1 records lack it). A run
-that has not finished has no record, only a checkpoint (outside ``results/``) that the runner
-(:mod:`resnet_nb.grids`) resumes.
+a hash of the rest that is recomputed on every read. A run that has not finished has no record, only
+a checkpoint (outside ``results/``) that the runner (:mod:`resnet_nb.grids`) resumes.
+
+What a record must be to count (anything else is skipped with one warning naming the file, and
+never stops the other records from loading): at most :data:`MAX_RECORD_BYTES` of UTF-8 JSON; its
+``content_sha256`` present and matching (records written before the field existed count only when
+their content is one of the :data:`LEGACY_RECORDS` pinned here); every metric finite and in its
+range; named ``<run_id>.json`` in the folder of its grid; and its run (:class:`RunConfig`) once per
+load: a copy or a misnamed file is refused with both paths, never averaged in.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ from .provenance import canonical_device_name
 from .train import get_recipe
 
 RECORD_FORMAT = 1
+MAX_RECORD_BYTES = 8 << 20  # a 164-epoch paper run's record is ~60 kB; a larger file is not a record
+MAX_SEED = 2**31 - 1  # seeds are 0..MAX_SEED: every generator (torch, numpy, the loaders' seed*1e6+epoch) takes them
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
@@ -44,6 +52,21 @@ class RunConfig:
     train_size: int | None = None  # None: all training images
     precision: str | None = None  # None: the device's default (recorded in provenance); else fixed
     iterations: int | None = None  # None: the recipe's own; else a shortened (or longer) run of it
+
+    def __post_init__(self) -> None:
+        """A run is named by its fields (``run_id``): a seed or a count of the wrong kind is refused here,
+        before any data is loaded, not deep in training (or as a second name for the same run)."""
+        for name in ("grid", "model", "recipe"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
+        for name in ("epochs", "train_size", "iterations"):
+            value = getattr(self, name)
+            if value is not None and (not _is_int(value) or value < 1):
+                raise ValueError(f"{name} must be a whole number >= 1 (or None: the recipe's), got {value!r}")
+        if self.precision not in (None, "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision must be fp32, bf16, fp16 or None, got {self.precision!r}")
 
     @property
     def spec(self) -> ModelSpec:
@@ -73,9 +96,12 @@ def recipe_fraction(run: RunConfig) -> float | None:
     return None if run.iterations is None or not full else run.iterations / full
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def record_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path:
     return Path(results) / run.grid / f"{run.run_id}.json"
-
 
 
 def content_sha256(record: dict[str, Any]) -> str:
@@ -111,52 +137,112 @@ def make_record(run: RunConfig, history: list[dict[str, float]], setup: dict[str
 
 
 def validate_record(record: Any, expected: RunConfig | None = None, where: str = "record") -> dict[str, Any]:
-    """The record if it is complete and (when given) belongs to ``expected``; else RecordError."""
+    """The record if it is complete, sealed, in range and (when given) belongs to ``expected``; else RecordError."""
     if not isinstance(record, dict) or record.get("format") != RECORD_FORMAT:
         raise RecordError(f"{where}: not a resnet_nb result record (format {RECORD_FORMAT})")
     for key in ("run_id", "config", "history", "provenance"):
         if key not in record:
             raise RecordError(f"{where}: missing field {key!r}")
-    if "content_sha256" in record and record["content_sha256"] != content_sha256(record):
-        raise RecordError(f"{where}: content does not match its content_sha256 (edited or damaged after writing)")
-    try:
-        cfg = record["config"]
-        run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], int(cfg["seed"]), cfg.get("epochs"),
-                        cfg.get("train_size"), cfg.get("precision"), cfg.get("iterations"))
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordError(f"{where}: bad config ({exc})") from None
-    if run.run_id != record["run_id"]:
-        raise RecordError(f"{where}: run_id {record['run_id']!r} does not match its config ({run.run_id!r})")
+    _check_seal(record, where)
+    run = record_run(record, where)
     if expected is not None and run != expected:
         raise RecordError(f"{where}: holds run {run.run_id!r} of grid {run.grid!r}, expected {expected.run_id!r} "
                           f"of grid {expected.grid!r}")
     history = record["history"]
+    counts = {k: record["config"].get(k) for k in ("planned_epochs", "steps_per_epoch", "total_iterations")} | {
+        "provenance.train_size": record["provenance"].get("train_size") if isinstance(record["provenance"], dict) else None}
+    wrong = [f"{k}={v!r}" for k, v in counts.items() if v is not None and (not _is_int(v) or v < 1)]
+    if wrong:  # figures derive the schedule from these
+        raise RecordError(f"{where}: bad config ({', '.join(wrong)}: whole numbers >= 1 expected)")
     try:
         # planned_epochs (newer records) also covers recipes given in iterations, like the paper's
-        recipe_epochs = record["config"]["recipe_params"]["epochs"]
-        epochs = record["config"].get("planned_epochs") or recipe_epochs or None
-    except (KeyError, TypeError) as exc:
+        params = record["config"]["recipe_params"]
+        epochs = record["config"].get("planned_epochs") or params["epochs"] or None
+        describe_recipe(params)
+    except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{where}: bad config (recipe_params: {exc!r})") from None
     if not isinstance(history, list) or not history or any(
             not isinstance(row, dict) or any(k not in row for k in HISTORY_KEYS) for row in history):
         raise RecordError(f"{where}: history is empty or lacks {HISTORY_KEYS}")
-    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)):
+    if [row["epoch"] for row in history] != list(range(1, len(history) + 1)) or not all(
+            _is_int(row["epoch"]) for row in history):
         raise RecordError(f"{where}: history epochs are not 1..{len(history)}")
     bad = [f"{k}={v} in epoch {row['epoch']}" for row in history for k, v in row.items()
            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v)]
     if bad:
         raise RecordError(f"{where}: non-finite or non-numeric metrics ({', '.join(bad[:3])}): not a valid result")
+    out = [f"{k}={row[k]} in epoch {row['epoch']}" for row in history for k, (low, high) in METRIC_RANGES.items()
+           if k in row and not low <= row[k] <= high]
+    if out:
+        raise RecordError(f"{where}: metrics out of range ({', '.join(out[:3])}; accuracies are in [0, 1], losses, "
+                          "seconds, rates and learning rates >= 0): not a valid result")
     if epochs is not None and len(history) != epochs:
         raise RecordError(f"{where}: {len(history)} epochs recorded, the recipe asks for {epochs}: not a finished run")
+    _check_provenance(record["provenance"], where)
     return record
 
 
-def read_record(path: Path, expected: RunConfig | None = None) -> dict[str, Any]:
+# the range of each metric a history row may hold (any other key must still be a finite number)
+METRIC_RANGES = {"train_acc": (0.0, 1.0), "test_acc": (0.0, 1.0), "train_loss": (0.0, math.inf),
+                 "test_loss": (0.0, math.inf), "seconds": (0.0, math.inf), "lr": (0.0, math.inf),
+                 "train_images_per_s": (0.0, math.inf)}
+
+
+def record_run(record: dict[str, Any], where: str = "record") -> RunConfig:
+    """The run a record's config names, checked against its ``run_id``; RecordError otherwise."""
     try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: unreadable ({exc})") from None
-    return validate_record(record, expected, where=str(path))
+        cfg = record["config"]
+        run = RunConfig(cfg["grid"], cfg["model"], cfg["recipe"], cfg["seed"], cfg.get("epochs"),
+                        cfg.get("train_size"), cfg.get("precision"), cfg.get("iterations"))
+        ModelSpec.from_key(run.model)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RecordError(f"{where}: bad config ({exc})") from None
+    if run.run_id != record["run_id"]:
+        raise RecordError(f"{where}: run_id {record['run_id']!r} does not match its config ({run.run_id!r})")
+    return run
+
+
+def _check_seal(record: dict[str, Any], where: str) -> None:
+    """``content_sha256`` must be there and match; a record without one only as a pinned legacy record."""
+    digest = content_sha256(record)
+    if "content_sha256" not in record:
+        if digest not in LEGACY_RECORDS:
+            raise RecordError(f"{where}: no content_sha256 (edited, or not written by resnet_nb): not a valid "
+                              "result; restore the file as the runner wrote it, or delete it to train the run again")
+    elif record["content_sha256"] != digest:
+        raise RecordError(f"{where}: content does not match its content_sha256 (edited or damaged after writing)")
+
+
+def _check_provenance(prov: Any, where: str) -> None:
+    """The provenance fields that tables and figures read: present, and of their kind."""
+    if not isinstance(prov, dict):
+        raise RecordError(f"{where}: provenance is not a mapping")
+    kinds = {"precision": str, "dataset_variant": str, "device_name": str, "wall_seconds": (int, float)}
+    wrong = [k for k, kind in kinds.items() if not isinstance(prov.get(k), kind) or isinstance(prov.get(k), bool)]
+    if wrong:
+        raise RecordError(f"{where}: provenance lacks or mistypes {', '.join(wrong)}")
+    if not math.isfinite(prov["wall_seconds"]) or prov["wall_seconds"] < 0:
+        raise RecordError(f"{where}: provenance.wall_seconds={prov['wall_seconds']} is not >= 0")
+    try:
+        trained_on(prov)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise RecordError(f"{where}: bad provenance segments ({exc!r})") from None
+
+
+def read_record(path: Path, expected: RunConfig | None = None) -> dict[str, Any]:
+    """The validated record in ``path``; RecordError naming the file for anything else, whatever the bytes."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
+        if len(raw) > MAX_RECORD_BYTES:
+            raise ValueError(f"larger than {MAX_RECORD_BYTES >> 20} MB, not a record")
+        record = json.loads(raw.decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as exc:  # ValueError: bad JSON, bad UTF-8, a 5000-digit number
+        raise RecordError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    try:
+        return validate_record(record, expected, where=str(path))
+    except RecursionError:  # nesting deep enough to exhaust the stack while validating
+        raise RecordError(f"{path}: nested too deeply to be a record") from None
 
 
 # folders under results/ that hold other measurements than training runs (their own record kinds)
@@ -164,20 +250,39 @@ NOT_RUN_FOLDERS = ("akamaster",)
 
 
 def iter_records(folder: Path, strict: bool = False) -> Iterator[dict[str, Any]]:
-    """Valid run records under ``folder`` (recursively, skipping :data:`NOT_RUN_FOLDERS`).
+    """Valid run records under ``folder`` (recursively, skipping :data:`NOT_RUN_FOLDERS`), each run once.
 
     An invalid record is reported by path in a warning and skipped (one bad file does not hide
-    every other result); with ``strict`` it raises RecordError.
+    every other result); with ``strict`` it raises RecordError. So is a record not named
+    ``<run_id>.json`` in the folder of its grid (a copy, a file renamed to another seed), and a
+    second record of a run already loaded (the first found, the shallowest path, counts).
     """
-    for path in sorted(Path(folder).rglob("*.json")):
-        if set(path.relative_to(folder).parts[:-1]) & set(NOT_RUN_FOLDERS):
-            continue
+    folder = Path(folder)
+    seen: dict[RunConfig, Path] = {}
+    paths = [p for p in folder.rglob("*.json") if not set(p.relative_to(folder).parts[:-1]) & set(NOT_RUN_FOLDERS)]
+    for path in sorted(paths, key=lambda p: (len(p.parts), str(p))):
         try:
-            yield read_record(path)
+            record = read_record(path)
+            run = record_run(record, str(path))
+            _check_place(path, run, seen.get(run))
         except RecordError as exc:
             if strict:
                 raise
             warnings.warn(f"{exc}; skipped", stacklevel=2)
+            continue
+        seen[run] = path
+        yield record
+
+
+def _check_place(path: Path, run: RunConfig, first: Path | None) -> None:
+    """RecordError unless ``path`` is where ``run``'s record belongs and no record of ``run`` came before."""
+    if first is not None:
+        raise RecordError(f"{path}: a second record of run {run.run_id!r} of grid {run.grid!r} (the first: {first}); "
+                          "a run counts once: delete the copy")
+    if path.name != f"{run.run_id}.json" or path.parent.name != run.grid:
+        raise RecordError(f"{path}: holds run {run.run_id!r} of grid {run.grid!r}, whose record is "
+                          f"{record_path(run, path.parent.parent)}: a copy or a renamed file is not counted; "
+                          "move it there if that file is missing, else delete it")
 
 
 def describe_recipe(params: dict[str, Any]) -> str:
@@ -269,3 +374,43 @@ def summarize(df, metrics: Iterable[str] = ("test_acc", "test_loss", "train_acc"
     out = grouped[list(metrics)].agg(["mean", "std", "count"])
     out.columns = [f"{m}_{stat if stat != 'count' else 'n'}" for m, stat in out.columns]
     return out.reset_index()
+
+
+# Records written before ``content_sha256`` existed (format 1, Nov 2026), pinned by the hash of their
+# content (:func:`content_sha256`): they stay valid as they are, while any other record without the
+# field, an edited legacy record included, is refused. New records always carry the field.
+LEGACY_RECORDS = frozenset({
+    "0cebc5547c3bd44933e59a8857bdc183d8208e957643c58d59d200276af4350c",  # precision/resnet20-A_report_e1_bf16_s0.json
+    "533014b1a3092401bacf074811b282fba9f02f1bb0d014c6e63b887b57b1402b",  # precision/resnet20-A_report_e1_bf16_s1.json
+    "9668c9907aa14426cd3162165386513a6a79f1e46a931131ae1a2a14e6a6e1af",  # precision/resnet20-A_report_e1_bf16_s2.json
+    "bcce8111edea7bceb57d972ed0b1c19f06bfd99f2990bff6601570fe9528fe44",  # precision/resnet20-A_report_e1_fp32_s0.json
+    "a09bb74e8209157ba9d59236b1ff4ce468f1b19a86a2a9d43a85bb3dd58f4540",  # precision/resnet20-A_report_e1_fp32_s1.json
+    "4bfde5bc25530a5b27204c8e494da312856c6317f34ffc9a2cdbac126873374e",  # precision/resnet20-A_report_e1_fp32_s2.json
+    "e5c1e5e19079574ec5f2b6dcd8638f3aa87dfc6bc40ef428faf4266ff610468b",  # report/plain20_report_s0.json
+    "275cc906da5aa6f4722c492064342bd7bfb1b96430e74c7e0d3f6a5f77eb8fde",  # report/plain20_report_s1.json
+    "b3f50f1e1f92a7b37b5a384fc0d784b7e0b0a2a8e8c8fb9d895bb1634babe889",  # report/plain20_report_s2.json
+    "28bbdf5fc8d6e696695ec029e4f372b3690781c686a2f5cb29043abe28cf0c67",  # report/plain20_report_s3.json
+    "645632659820386ac940677fef39f3ee85abe45b60413f4ddd05ca31525e8165",  # report/plain20_report_s4.json
+    "4a50ddbf4d15cf2bcd0d2e460ab764671eb4f1c8496d4fcf3fd1f79a0d20509b",  # report/plain32_report_s0.json
+    "16e24bf78fd85f0d3a1d342baef7395ed79d85e49c06f6422e55609a81328389",  # report/plain44_report_s0.json
+    "3c2ebfe55ee1ea7bdb59b7c35cb5888188d67762b8bb0743ffb9c21175a4f101",  # report/plain56_report_s0.json
+    "29e071bbefe43ba2e557f10a8c7adcf215248340eeb35057103735782db3f9f3",  # report/plain56_report_s1.json
+    "854cdd02885230c3638930d2f7413d28e0c4a3e102ad7456c7789d2618a74e4a",  # report/resnet20-A_report_s0.json
+    "cff20ece4a3c6f08c7e28aad1fc68fd8a26b31a07416d0776577ae80349aca78",  # report/resnet20-A_report_s1.json
+    "0c2175b339a8344acfe3cc5861b89a3067acd1019036ea4139356cb772966510",  # report/resnet20-A_report_s2.json
+    "e31158f24870083eb1cbf33d2551be7b47c3bdabd323d77c53cd427d0268f12e",  # report/resnet20-A_report_s3.json
+    "a8ada02832b6f78a646c7e83a351412209ac9ac15fd186b06e2c09621f1e2a8c",  # report/resnet20-A_report_s4.json
+    "9371cb98f1ebbc4161649504da61b0e31dc2c2d7da8dcdeb2d91748cfa2bc450",  # report/resnet20-B_report_s0.json
+    "97a12db23f812e05b724a976a2daa3e0d043e9f247641c18fc600c4640c302e1",  # report/resnet20-B_report_s1.json
+    "1a053a0a19a1557d8c334d983bf673b8026ef6dfb50a2daa71461cc3f5d4a9c4",  # report/resnet20-B_report_s2.json
+    "095c1ca72d3028bc881d99e775641712eb5d76b897858607fe71a8865acf7568",  # report/resnet20-B_report_s3.json
+    "d4d22d6effb271e34fef2a55501aaeb94a9140c95734017f747fffd6edbce851",  # report/resnet20-B_report_s4.json
+    "79a008d3b5917086505dde08e6d1acaf25eed8cb630e469e1f768849824d0129",  # report/resnet32-A_report_s0.json
+    "529433d087b4d55ab54d6e04708427706db6eaa20acb9ae064c6ba42818ee113",  # report/resnet32-B_report_s0.json
+    "d2aadd190039dd22b85fa850576975322a20900c7fe8add4b7a570d84df5f45c",  # report/resnet44-A_report_s0.json
+    "76150e8df428c4db459b0c02953d278a8fc3c5a4177bfe3c1ce538753d523d84",  # report/resnet44-B_report_s0.json
+    "66bb243ea338706d759b09903daea2a051a170d3eabe399980d46b29ccec32dc",  # report/resnet56-A_report_s0.json
+    "0a44ac0597c7706c566123fee3830aacc61cc58f7ef1192abed5de5ce59e0505",  # report/resnet56-B_report_s0.json
+    "d5e8f37f0e544ec76b67e450423484e6aa51e828aa687df9f4d67dcc809c5206",  # report/tv-resnet18-cifar_report_s0.json
+    "875185c2dff9a1f8d2dde5da53f781b33111d3b4d7f7ffd740678a71de843b75",  # report/tv-resnet18-imagenet_report_s0.json
+})

@@ -38,6 +38,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,13 +49,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, vmap
 
-from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_checkpoint
+from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_checkpoint, save_weights
 from .data import Cifar10, DeviceLoader, channel_stats, crop_flip, crop_flip_draws, stratified_subset
 from .files import LockedError, atomic_write_text, check_writable, claimed
-from .grids import checkpoint_path
+from .grids import group_checkpoint_path, group_checkpoints, weights_path
 from .models import ModelSpec, build_model, he_init
 from .provenance import environment, segment_env
-from .records import RESULTS_DIR, make_record, read_record, record_path, validate_record
+from .records import RESULTS_DIR, RunConfig, make_record, read_record, record_path, validate_record
 from .train import (CudaGraph, FitResult, GraphedStep, Precision, Recipe, autocast, check_divergence, make_optimizer,
                     resolve_cuda_graph, resolve_device, resolve_precision, set_scheduled_lr, train_step)
 
@@ -336,9 +337,33 @@ def group_runs(runs: Sequence[Any], k: int) -> list[list[Any]]:
     return groups
 
 
-def group_checkpoint_path(runs: Sequence[Any], checkpoints: Path | None = None) -> Path:
-    first = checkpoint_path(runs[0], checkpoints)
-    return first.with_name(f"{runs[0].config_id}_seeds{'-'.join(str(r.seed) for r in runs)}.pt")
+def plan_groups(runs: Sequence[RunConfig], k: int, checkpoints: Path | None = None) -> list[list[RunConfig]]:
+    """:func:`group_runs`, except that runs a seed-parallel group checkpoint holds come first, grouped as
+    that checkpoint's group, whatever ``k`` is now: :func:`run_group` resumes it with its own seeds.
+
+    A run held by several group checkpoints (``k`` changed while both were unfinished) resumes the
+    oldest; the others are named in a warning, never deleted unseen.
+    """
+    held: dict[Path, list[RunConfig]] = {}
+    rest = []
+    for run in runs:
+        found = group_checkpoints(run, checkpoints)
+        if len(found) > 1:
+            warnings.warn(f"{run.run_id} is held by {len(found)} seed-parallel group checkpoints; resuming "
+                          f"{found[0][0]}, not {', '.join(str(p) for p, _ in found[1:])}: delete those", stacklevel=2)
+        if found:
+            held.setdefault(found[0][0], []).append(run)
+        else:
+            rest.append(run)
+    return list(held.values()) + group_runs(rest, k)
+
+
+def _resumed_group(runs: list[RunConfig], checkpoints: Path | None) -> list[RunConfig]:
+    """The group ``runs`` belong to: the seeds of the group checkpoint that holds them all, else theirs."""
+    for _, seeds in group_checkpoints(runs[0], checkpoints):
+        if all(r.seed in seeds for r in runs):
+            return [dataclasses.replace(runs[0], seed=s) for s in seeds]
+    return runs
 
 
 def run_group(runs: Sequence[Any], data: Cifar10, *, results: Path | None = None, checkpoints: Path | None = None,
@@ -348,6 +373,11 @@ def run_group(runs: Sequence[Any], data: Cifar10, *, results: Path | None = None
 
     Records have the single-run schema; ``provenance.seed_parallel`` says how many seeds were
     trained together and ``provenance.seed_group`` which, and ``wall_seconds`` is the group's.
+
+    Runs that a group checkpoint holds (:func:`resnet_nb.grids.group_checkpoints`) resume that group
+    with its seeds, and records are written for every seed of it that has none: after a kill between
+    the K record writes the finished checkpoint writes the missing records, training nothing. The
+    checkpoint is removed only once all K records exist. Returns the records written.
     """
 
     results = Path(results) if results is not None else RESULTS_DIR
@@ -358,28 +388,39 @@ def run_group(runs: Sequence[Any], data: Cifar10, *, results: Path | None = None
         if record_path(run, results).exists():
             read_record(record_path(run, results), run)
             raise ValueError(f"{run.run_id} already has a record; leave it out of the group")
-    ckpt = group_checkpoint_path(runs, checkpoints)
+    group = _resumed_group(runs, checkpoints)
+    ckpt = group_checkpoint_path(group, checkpoints)
     dev = resolve_device(device)
     check_writable(record_path(runs[0], results).parent, "results")
     check_writable(ckpt.parent, "checkpoint")
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     with contextlib.ExitStack() as stack:
         # every run of the group and the group's checkpoint are claimed, as run_one claims a single run
-        locks = [stack.enter_context(claimed(record_path(r, results))) for r in runs]
+        locks = [stack.enter_context(claimed(record_path(r, results))) for r in group]
         locks.append(stack.enter_context(claimed(ckpt)))
         if any(record_path(r, results).exists() for r in runs):
             raise LockedError(f"a run of {[r.run_id for r in runs]} was finished by another process meanwhile")
-        fits = fit_stacked(runs[0].spec, runs[0].recipe_obj(), data, [r.seed for r in runs], device=dev,
-                           precision=runs[0].precision or precision, cuda_graph=cuda_graph, checkpoint=ckpt,
+        missing = [r for r in group if not record_path(r, results).exists()]
+        for run in group:
+            if run not in missing:  # written before a kill: it must be this very run's record
+                read_record(record_path(run, results), run)
+        fits = fit_stacked(group[0].spec, group[0].recipe_obj(), data, [r.seed for r in group], device=dev,
+                           precision=group[0].precision or precision, cuda_graph=cuda_graph, checkpoint=ckpt,
                            progress=progress, on_epoch=lambda _rows: [lock.refresh() for lock in locks])
         env = environment(dev)
         records = []
-        for run, result in zip(runs, fits, strict=True):
+        for run, result in zip(group, fits, strict=True):
+            if run not in missing:
+                continue
             wall = sum(r["seconds"] for r in result.history)
             # how the run was trained goes into the provenance before the record is sealed by its hash
-            group_env = env | {"seed_parallel": len(runs), "seed_group": [r.seed for r in runs]}
+            group_env = env | {"seed_parallel": len(group), "seed_group": [r.seed for r in group]}
             record = make_record(run, result.history, result.setup, data, group_env, started, wall)
             validate_record(record, run)
+            weights = weights_path(run, results)
+            if weights is not None:  # as run_one: before the record, so a kill in between writes both again
+                weights.parent.mkdir(parents=True, exist_ok=True)
+                save_weights(weights, result.model, run.run_id)
             atomic_write_text(record_path(run, results), json.dumps(record, indent=1, allow_nan=False))
             records.append(record)
         ckpt.unlink(missing_ok=True)

@@ -7,6 +7,7 @@
 #   scripts/execute_book.sh                       # all chapters
 #   scripts/execute_book.sh book/05_depth.ipynb   # one chapter
 set -euo pipefail
+. "$(dirname "$0")/data_env.sh"  # a relative RESNET_NB_DATA made absolute, before the cd
 cd "$(dirname "$0")/.."
 export RESNET_NB_BUDGET=${RESNET_NB_BUDGET:-smoke}
 # one thread, as under nbval (book/conftest.py): oversubscribed cores make multi-threaded torch crawl

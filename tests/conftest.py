@@ -22,7 +22,7 @@ from PIL import Image
 from resnet_nb.data import CLASSES, ENV_CACHE, ENV_DATA, Cifar10, load_cifar10
 from resnet_nb.models import ModelSpec
 from resnet_nb.grids import run_one
-from resnet_nb.records import HISTORY_KEYS, RunConfig, load_results, record_path
+from resnet_nb.records import HISTORY_KEYS, RunConfig, content_sha256, load_results, record_path
 
 TRAIN_PER_CLASS = 20
 TEST_PER_CLASS = 5
@@ -143,23 +143,31 @@ def finished(tiny_data: Cifar10, tmp_path_factory: pytest.TempPathFactory) -> tu
 
 
 
-def fake_record(run: RunConfig, test_accs: list[float]) -> dict:
-    """A valid record with a known history (one row per epoch), no training needed."""
+def resealed(record: dict) -> dict:
+    """``record`` with its ``content_sha256`` recomputed: an edit that only the range and shape checks can catch."""
+    body = {k: v for k, v in record.items() if k != "content_sha256"}
+    return body | {"content_sha256": content_sha256(body)}
+
+
+def fake_record(run: RunConfig, test_accs: list[float], **provenance: Any) -> dict:
+    """A valid (sealed) record with a known history (one row per epoch), no training needed; ``provenance``
+    entries replace the defaults before the record is sealed."""
     history = [{"epoch": i + 1, "train_loss": 1.0 / (i + 1), "train_acc": acc - 0.01, "test_loss": 2.0 / (i + 1),
                 "test_acc": acc, "seconds": 1.5, "lr": 1e-3} for i, acc in enumerate(test_accs)]
-    return {
+    return resealed({
         "format": 1,
         "run_id": run.run_id,
         "config": dataclasses.asdict(run) | {"recipe_params": dataclasses.asdict(run.recipe_obj())},
         "history": history,
         "provenance": {"device": "cpu", "device_name": "test cpu", "precision": "fp32", "dataset_variant": "image-folder",
-                       "wall_seconds": 1.5 * len(history)},
-    }
+                       "wall_seconds": 1.5 * len(history)} | provenance,
+    })
 
 
 def write_record(path: Path, record: dict) -> None:
+    """Write ``record`` sealed (its ``content_sha256`` recomputed), as the runner would have written it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record))
+    path.write_text(json.dumps(resealed(record)))
 
 
 RESULT_COLUMNS = list(load_results(results="/nonexistent").columns)

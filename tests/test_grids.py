@@ -17,7 +17,7 @@ from resnet_nb.records import (RecordError, RunConfig, load_results, read_record
                                validate_record)
 from resnet_nb.train import fit
 
-from .conftest import RUN, Interrupted, fake_record, run_kw, stop_after, untimed, write_record
+from .conftest import RUN, Interrupted, fake_record, resealed, run_kw, stop_after, untimed, write_record
 
 
 # ---------------------------------------------------------------- grids and shards
@@ -203,13 +203,14 @@ def test_device_names_spell_one_thread_and_old_records_join_new_ones(monkeypatch
 def _damaged_records(finished) -> dict[str, bytes]:
     record, _, raw = finished
     other = copy.deepcopy(record)  # a valid record of another run (seed 1)
-    del other["content_sha256"]  # an edited record: without its hash (with it, it would fail on the hash)
     other_run = dataclasses.replace(RUN, seed=1)
     other["run_id"] = other_run.run_id
     other["config"]["seed"] = 1
+    other = resealed(other)  # an edited record, its hash recomputed: only the identity checks can catch it
     assert validate_record(other, other_run)
     other_grid = copy.deepcopy(other)
     other_grid.update(run_id=record["run_id"], config=record["config"] | {"grid": "u"})
+    other_grid = resealed(other_grid)
     return {"truncated": raw[: len(raw) // 2], "foreign": json.dumps(other).encode(),
             "other-grid": json.dumps(other_grid).encode(), "empty": b"", "not-a-record": b"[1, 2]"}
 
@@ -256,9 +257,7 @@ def test_pending_puts_partial_runs_first(tmp_path: Path) -> None:
 def _report_twin(results: Path, model: str, seed: int, precision: str, device: str) -> Path:
     """A report-grid record of ``model``/``seed`` trained at ``precision`` on ``device``; its path."""
     twin = RunConfig("report", model, "report", seed)
-    record = fake_record(twin, [0.5] * 10)
-    record["provenance"] |= {"precision": precision, "device_name": device}
-    write_record(record_path(twin, results), record)
+    write_record(record_path(twin, results), fake_record(twin, [0.5] * 10, precision=precision, device_name=device))
     return record_path(twin, results)
 
 

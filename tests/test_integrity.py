@@ -30,7 +30,7 @@ from resnet_nb.files import LockedError, lock_path
 from resnet_nb.models import ModelSpec
 from resnet_nb.train import RECIPES, DivergedError, Recipe, check_divergence, fit, get_recipe, make_optimizer
 
-from .conftest import Interrupted, _write_tree, stop_after, untimed
+from .conftest import Interrupted, _write_tree, resealed, stop_after, untimed
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC = ModelSpec("resnet", 8, "A")
@@ -266,8 +266,8 @@ def finished(tiny_data, tmp_path_factory: pytest.TempPathFactory):
 def test_non_finite_or_non_numeric_metrics_are_refused(finished, value, tmp_path: Path) -> None:
     run, record, _ = finished
     bad = copy.deepcopy(record)
-    del bad["content_sha256"]
     bad["history"][0]["test_acc"] = value
+    bad = resealed(bad)  # the metric is refused on its own, not only as a hash mismatch
     with pytest.raises(RecordError, match="non-finite or non-numeric metrics \\(test_acc="):
         validate_record(bad, run)
     path = tmp_path / "nan.json"
@@ -289,7 +289,7 @@ def test_an_edited_record_fails_its_content_hash(finished, tmp_path: Path) -> No
 
 
 def test_the_repositorys_records_still_validate() -> None:
-    """Records written before content_sha256 existed stay valid (the field is optional in format 1)."""
+    """Records written before content_sha256 existed stay valid (pinned in records.LEGACY_RECORDS)."""
     records = list(iter_records(RESULTS_DIR, strict=True))
     if not records:
         pytest.skip("no records in results/")

@@ -14,7 +14,7 @@ import pytest
 from resnet_nb.records import (HISTORY_KEYS, RecordError, RunConfig, iter_records, load_results, read_record,
                                record_path, summarize, validate_record)
 
-from .conftest import RUN, fake_record, write_record
+from .conftest import RUN, fake_record, resealed, write_record
 
 
 def test_run_one_writes_a_valid_record(finished, tiny_data) -> None:
@@ -76,9 +76,9 @@ def _mutations():
 @pytest.mark.parametrize("name", sorted(_mutations()))
 def test_validate_record_rejects(finished, name: str) -> None:
     record = copy.deepcopy(finished[0])
-    del record["content_sha256"]  # each defect on its own, not only as a hash mismatch
     assert validate_record(copy.deepcopy(record), RUN)
     _mutations()[name](record)
+    record = resealed(record)  # each defect on its own, not only as a hash mismatch
     with pytest.raises(RecordError):
         validate_record(record, RUN)
     with pytest.raises(RecordError):
@@ -103,10 +103,10 @@ def test_validate_record_uses_planned_epochs_for_iteration_recipes() -> None:
     run = RunConfig("t", "resnet8-A", "paper", 0)
     record = fake_record(run, [0.1, 0.2])
     record["config"]["planned_epochs"] = 2
-    assert validate_record(record, run)
+    assert validate_record(resealed(record), run)
     record["config"]["planned_epochs"] = 164
     with pytest.raises(RecordError, match="not a finished run"):
-        validate_record(record, run)
+        validate_record(resealed(record), run)
 
 
 def test_new_records_carry_planned_epochs(finished) -> None:
