@@ -106,22 +106,6 @@ def akamaster_models(folder: Path) -> dict[str, torch.nn.Module]:
     return {f"resnet{d}-A": load_akamaster(path, d)[0] for d, path in checkpoints(folder).items()}
 
 
-def jpeg_effect_text(akamaster: list[dict[str, Any]]) -> str:
-    """One Markdown sentence: the published nets' error on our JPEG copy vs the error their README reports."""
-    if not akamaster:
-        return ("No akamaster evaluation records yet: `python -m resnet_nb akamaster` writes them "
-                "(needs the checkpoints and CIFAR-10).")
-    parts = [f"ResNet-{r['depth']} {r['test_error_pct']:.2f} % vs {r['published_test_error_pct']:.2f} %"
-             for r in akamaster]
-    effects = [r["test_error_pct"] - r["published_test_error_pct"] for r in akamaster]
-    variant = akamaster[0]["provenance"]["dataset_variant"]
-    return (f"On our test copy ({variant}, {akamaster[0]['test_images']:,} images) the published nets err "
-            f"{min(effects):.1f} to {max(effects):.1f} points more than their README reports on the original "
-            f"pixels ({'; '.join(parts)}). What this measures: the same weights, trained on the original pixels, "
-            "scored on the copy instead of the original; it does not separate the copy from any other difference "
-            "between their evaluation and ours, and it is not what the copy costs a net trained on it.")
-
-
 def akamaster_folder() -> Path | None:
     """The checkpoint folder if this machine has it (``$RESNET_NB_AKAMASTER`` or the shared copy), else None."""
     from .akamaster import checkpoint_dir

@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -332,17 +332,17 @@ def schedule(record: dict[str, Any]) -> tuple[int, int, tuple[int, ...]]:
     return int(steps), int(total), tuple(round(f * total) for f in params.get("lr_milestones") or ())
 
 
-def load_results(grid: str | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - pandas.DataFrame
-    """All records (of one grid, or all) as a long DataFrame: one row per run and epoch.
+def load_results(grid: str | Sequence[str] | None = None, results: Path = RESULTS_DIR):  # noqa: ANN201 - DataFrame
+    """All records (of one grid, of several, or all) as a long DataFrame: one row per run and epoch.
 
     ``iteration`` is the optimisation step at the end of the epoch (the last epoch of a run given in
     iterations may be partial); ``lr_drops`` the iterations where the run's learning rate fell.
     """
     import pandas as pd
 
-    folder = Path(results) / grid if grid else Path(results)
+    folders = [Path(results)] if not grid else [Path(results) / g for g in ([grid] if isinstance(grid, str) else grid)]
     rows = []
-    for rec in iter_records(folder):
+    for rec in (r for folder in folders for r in iter_records(folder)):
         cfg, prov = rec["config"], rec["provenance"]
         steps, total, drops = schedule(rec)
         spec = ModelSpec.from_key(cfg["model"])

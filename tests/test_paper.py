@@ -50,17 +50,6 @@ def test_degradation_verdict() -> None:
     assert "grid run report --only 'plain20_*,plain56_*'" in missing
 
 
-def test_jpeg_effect_text() -> None:
-    from resnet_nb.paper import jpeg_effect_text
-
-    recs = [{"depth": d, "test_error_pct": e, "published_test_error_pct": p, "test_images": 10000,
-             "provenance": {"dataset_variant": "jpeg"}} for d, e, p in ((20, 18.97, 8.27), (56, 16.80, 6.61))]
-    text = jpeg_effect_text(recs)
-    assert "(jpeg, 10,000 images)" in text and "10.2 to 10.7 points more" in text
-    assert "ResNet-20 18.97 % vs 8.27 %; ResNet-56 16.80 % vs 6.61 %" in text
-    assert "python -m resnet_nb akamaster" in jpeg_effect_text([])
-
-
 def test_akamaster_responses(tiny_data, tmp_path) -> None:
     import torch
 

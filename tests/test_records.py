@@ -192,3 +192,11 @@ def test_git_commit_prefers_the_explicit_variable(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("RESNET_NB_GIT_COMMIT")
     found = git_commit()
     assert found == "unknown" or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", found)
+
+
+def test_load_results_of_several_grids(results_dir: Path) -> None:
+    run = RunConfig("other", "plain20", "report", 0, epochs=2)
+    write_record(record_path(run, results_dir), fake_record(run, [0.3, 0.4]))
+    both = load_results(["fake", "other"], results_dir)
+    assert sorted(set(both["grid"])) == ["fake", "other"] and len(both) == 8 + 2
+    assert len(load_results(["other"], results_dir)) == 2
