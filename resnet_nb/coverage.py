@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .grids import STAND_INS, grid_runs, stand_in_run
+from .vocab import STAND_INS, grid_runs, stand_in_run
 from .stats import MIN_SEEDS
 
 

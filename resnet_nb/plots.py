@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .coverage import hardware_text
-from .models import ModelSpec
+from .vocab import ModelSpec
 
 METRICS: dict[str, str] = {
     "test_acc": "test accuracy (%)",

@@ -278,3 +278,9 @@ def equivalence_verdict(cmp: Comparison, margin: float, min_seeds: int = MIN_SEE
     if cmp.lo > margin or cmp.hi < -margin:
         return "contradicted", f"the whole 95 % interval lies outside ± {margin:g}"
     return "inconclusive", f"the 95 % interval crosses ± {margin:g}"
+
+
+def improvement_pct(resnet: float, plain: float, lower_is_better: bool = False) -> float:
+    """The report's relative improvement of a ResNet over its plain net, in % of the plain net's value:
+    100 (R − P) / P for accuracies, 100 (P − R) / P for losses (``lower_is_better``)."""
+    return 100 * ((plain - resnet) if lower_is_better else (resnet - plain)) / plain

@@ -85,7 +85,7 @@ def test_write_and_read_records(fake_dir: Path, tiny_data, tmp_path: Path) -> No
     assert list(iter_records(tmp_path / "results")) == []  # not run records: the grid code skips them
     assert read_records(tmp_path / "nothing") == []
     (out / "x.json").write_text('{"kind": "other"}')
-    with pytest.raises(ValueError, match="x.json: not an akamaster evaluation record"):
+    with pytest.raises(ValueError, match="x.json: not an akamaster record of kind akamaster-eval"):
         read_records(out)
 
 
