@@ -137,7 +137,7 @@ def test_roundtrip_record_is_the_error_before_and_after_one_more_jpeg_pass(fake_
     assert list(iter_records(tmp_path / "results")) == []  # not run records: the grid code skips them
     assert read_records(tmp_path / "results" / "akamaster") == []  # nor are they evaluation records
     (out / "x.json").write_text('{"kind": "akamaster-eval"}')
-    with pytest.raises(ValueError, match="not JPEG round-trip records"):
+    with pytest.raises(ValueError, match="not an akamaster record of kind akamaster-jpeg-roundtrip"):
         read_roundtrip_records(out)
     records = [{"depth": 20, "quality": 75, "encoder": "PIL", "test_error_pct": 19.0, "roundtrip_error_pct": 20.5,
                 "extra_error_pts": 1.5},
