@@ -38,7 +38,7 @@ from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_p
 from .files import LockedError, check_writable, describe, lock_holder
 from .grids import (GRIDS, STAND_INS, checkpoint_path, grid_runs, group_checkpoints, parse_shard, pending, run_one,
                     run_states, shard)
-from .models import ModelSpec, model_table
+from .models import ModelSpec, model_table, standard_specs
 from .provenance import device_name
 from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path
 from .stacked import plan_groups, resolve_seed_parallel, run_group
@@ -241,11 +241,12 @@ def _add_training_options(p: argparse.ArgumentParser, hidden: bool = False) -> N
 
 
 def cmd_models() -> None:
-    rows = model_table()
-    print(f"{'model':<22}{'arch':<12}{'depth':>6}  {'shortcut':<9}{'stem':<9}{'params':>12}{'weight layers':>15}")
-    for r in rows:
+    print(f"{'model':<22}{'arch':<12}{'depth':>6}  {'shortcut':<9}{'stem':<9}{'params':>12}{'weight layers':>15}",
+          flush=True)
+    for spec in standard_specs():  # row by row as each net is built: the deep ones take a moment
+        (r,) = model_table([spec])
         print(f"{r['model']:<22}{r['arch']:<12}{r['depth']:>6}  {r['shortcut']:<9}{r['stem']:<9}"
-              f"{r['params']:>12,}{r['weight_layers']:>15}")
+              f"{r['params']:>12,}{r['weight_layers']:>15}", flush=True)
 
 
 def cmd_data(args: argparse.Namespace) -> None:
@@ -333,6 +334,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
               "model on another device, else from other models by MACs; ≈ = from a step-time probe, no record "
               "here yet)")
         states = run_states(runs, args.results, args.checkpoints, dev_name)
+        probed: set[tuple[str, str]] = set()
         for r, state in states.items():
             holder = None if state == "done" else lock_holder(record_path(r, args.results))
             if holder is not None:
@@ -342,12 +344,16 @@ def cmd_grid(args: argparse.Namespace) -> int:
                 r, dev_name, args.results, args.checkpoints, run_precision(r, dev),
                 elapsed=holder.get("age", 0.0) if holder else 0.0)
             if est is None and not finished:  # nothing ran here yet: time a few steps
+                if (r.model, r.recipe) not in probed:  # seconds each: say so before, not after
+                    probed.add((r.model, r.recipe))
+                    print(f"(timing a few training steps of {r.model} at recipe {r.recipe} for its estimate: "
+                          "nothing of it ran on this device yet)", file=sys.stderr, flush=True)
                 est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0
             # "~": scaled from another device or from other models' speed here; "≈": from a step-time probe
             mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")
             shown = "" if finished else f"{mark}{est[0] / 60:.0f} min"
-            print(f"{r.run_id:<40}{state:<9}{shown:>10}")
+            print(f"{r.run_id:<40}{state:<9}{shown:>10}", flush=True)
         done = sum(state == "done" for state in states.values())
         print(f"{done}/{len(runs)} done{covered_text(states)}; about {total / 3600:.1f} h left on this device")
         return 0

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_arithmetic.py", "tests/test_train.py", "tests/test_data.py", "tests/test_models.py",
          "tests/test_stats.py", "tests/test_claims.py", "tests/test_analysis.py", "tests/test_plots.py",
-         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py", "tests/test_robustness.py"]
+         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py", "tests/test_robustness.py", "tests/test_files.py",
+         "tests/test_integrity.py"]
 
 # (name, file, the line(s) as they are, the bug); the first four are the examples of issue 12
 MUTANTS = [
@@ -69,6 +70,14 @@ MUTANTS = [
  ("one-thread-spelt-two-ways", "resnet_nb/vocab.py", 'return re.sub(r" \\(1 threads\\)$", " (1 thread)", name)', "return name"),
  ("stand-in-from-any-device", "resnet_nb/grids.py", 'same = (prov["precision"], trained_on(prov)[1]) == (run.precision, canonical_device_name(device_name))', 'same = prov["precision"] == run.precision'),
  ("precision-margin-10pt", "resnet_nb/claims.py", "verdict, why = stats.equivalence_verdict(effect, SIMILAR_MARGIN_PT)", "verdict, why = stats.equivalence_verdict(effect, 10 * SIMILAR_MARGIN_PT)"),
+ ("seed-count-reads-first-arm", "resnet_nb/stats.py", "    if min(cmp.n) < min_seeds:", "    if cmp.n[0] < min_seeds:"),
+ ("loss-improvement-sign-ignored", "resnet_nb/stats.py", "return 100 * ((plain - resnet) if lower_is_better else (resnet - plain)) / plain", "return 100 * (resnet - plain) / plain"),
+ ("loss-reduction-over-deep", "resnet_nb/claims.py", 'lambda s: float(sign * 100 * (s["shallow"].mean() - s["deep"].mean()) / s["shallow"].mean()),', 'lambda s: float(sign * 100 * (s["shallow"].mean() - s["deep"].mean()) / s["deep"].mean()),'),
+ ("group-identity-counts-seeds", "resnet_nb/stacked.py", '"seeds": seeds, "precision": prec,', '"seeds": len(seeds), "precision": prec,'),
+ ("release-removes-any-lock", "resnet_nb/files.py", 'if info is not None and info.get("token") == self.token:', "if info is not None:"),
+ ("other-host-judged-by-local-pid", "resnet_nb/files.py", 'return info["age"] > max_age  # another host', 'return info["age"] > max_age or not pid_alive(info["pid"])  # another host'),
+ ("local-lock-judged-by-age", "resnet_nb/files.py", 'return not pid_alive(info["pid"]) or _pid_reused(info)', 'return not pid_alive(info["pid"]) or _pid_reused(info) or info["age"] > max_age'),
+ ("identity-compares-shared-keys-only", "resnet_nb/checkpoints.py", "for k in sorted(set(theirs) | set(ours)):", "for k in sorted(set(theirs) & set(ours)):"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 

@@ -431,3 +431,36 @@ def test_rank_sentence_and_run_table() -> None:
     table = claims.run_table(df, "plain20")
     assert list(table.index) == [0, 1] and list(table["test accuracy (%)"]) == [60.0, 62.0]
     assert list(table["device"]) == ["Test GPU", "Test GPU"]
+
+
+def test_derived_relative_figures_match_their_definitions() -> None:
+    """Every derived figure of the ledger from its definition, on seed means: relative improvement of
+    accuracy 100 (R − P) / P and of loss 100 (P − R) / P, loss in hundredths 100 (P − R), accuracy in points,
+    the error removed 100 (R − P) / (100 − P) (R, P in %), and the deep-vs-shallow loss reduction 100 (shallow − deep) / shallow (for
+    accuracy 100 (deep − shallow) / shallow)."""
+    df = grid_frame(rng_seed=7, seeds=4, noise=1.0)
+    last = df[df["epoch"] == 2]
+    acc = last.groupby("model")["test_acc"].mean()
+    loss = last.groupby("model")["test_loss"].mean()
+    depths = claims.REPORT_DEPTHS
+
+    def mean_over_depths(f) -> float:  # noqa: ANN001
+        return float(np.mean([f(f"resnet{d}-A", f"plain{d}") for d in depths]))
+
+    expected = {
+        ("test_acc", "relative"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p]) / acc[p]),
+        ("test_loss", "relative"): mean_over_depths(lambda r, p: 100 * (loss[p] - loss[r]) / loss[p]),
+        ("test_loss", "points"): mean_over_depths(lambda r, p: 100 * (loss[p] - loss[r])),
+        ("test_acc", "points"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p])),  # accuracies in points
+        ("test_acc", "error"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p]) / (1 - acc[p])),
+    }
+    for (metric, quantity), value in expected.items():
+        got = claims.improvement_pct(df, metric, n_boot=50, quantity=quantity)
+        assert got.estimate == pytest.approx(value), (metric, quantity)
+        assert got.n == (4,) * 2 * len(depths)
+    deep, shallow = "plain56", "plain20"
+    got = claims.loss_reduction_pct(df, deep, shallow, n_boot=50)
+    assert got.estimate == pytest.approx(100 * (loss[shallow] - loss[deep]) / loss[shallow]) and got.estimate < 0
+    got = claims.loss_reduction_pct(df, deep, shallow, n_boot=50, metric="test_acc")
+    assert got.estimate == pytest.approx(100 * (acc[deep] - acc[shallow]) / acc[shallow]) and got.estimate < 0
+    assert claims.loss_reduction_pct(df, "resnet20-A", "plain20", n_boot=50).estimate > 0

@@ -164,6 +164,9 @@ def test_stacked_resume_is_bit_exact(tiny_data, paper_stacked, tmp_path: Path, f
             assert torch.equal(x, y)
     with pytest.raises(ValueError, match="belongs to another run"):
         fit_stacked(SPEC, paper_like(), tiny_data, (0, 1), **kw)
+    # which seeds, not only how many: a group of as many other seeds is another group
+    with pytest.raises(ValueError, match=r"seeds: checkpoint \[0, 1, 2\], this run \[0, 1, 3\]"):
+        fit_stacked(SPEC, paper_like(), tiny_data, (0, 1, 3), **kw)
 
 
 def test_bf16_mixed_precision_trains(tiny_data) -> None:
