@@ -265,7 +265,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
     check_writable(args.out.parent, "output")
     check_writable(checkpoint_path(run, args.checkpoints).parent, "checkpoint")
-    print(estimate_text([run], resolve_device(args.device), checkpoints=args.checkpoints), flush=True)
+    print(estimate_text([run], args.device, checkpoints=args.checkpoints), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
                      compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last,
@@ -279,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def check_device_options(args: argparse.Namespace) -> None:
     """Refuse impossible device/precision/graph combinations before any data is loaded."""
-    dev = resolve_device(args.device)
+    dev = args.device
     resolve_cuda_graph(args.cuda_graph, dev, resolve_precision(args.precision, dev), args.compile)
 
 
@@ -299,7 +299,7 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
 
 def grid_seed_parallel(args: argparse.Namespace) -> int:
     """Seeds per group for ``grid``: ``auto`` falls back to 1 where seed-parallel training does not apply."""
-    k = resolve_seed_parallel(args.seed_parallel, resolve_device(args.device))
+    k = resolve_seed_parallel(args.seed_parallel, args.device)
     blocker = "--compile" if args.compile else "--precision fp16" if args.precision == "fp16" else None
     if blocker and k > 1:
         if args.seed_parallel != "auto":
@@ -322,12 +322,12 @@ def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
-        here = device_name(resolve_device(args.device))
+        here = device_name(args.device)
         for group in plan_groups(pending(runs, args.results, args.checkpoints, here), k, args.checkpoints):
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
-        dev = resolve_device(args.device)
+        dev = args.device
         dev_name = device_name(dev)
         total = 0.0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled from this "
@@ -367,7 +367,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     a checkpoint of another run) is reported in one line and the grid goes on; the exit status
     is 1 when any run was refused.
     """
-    here = device_name(resolve_device(args.device))
+    here = device_name(args.device)
     states = run_states(runs, args.results, args.checkpoints, here)
     todo = pending(runs, states=states)
     limit = len(todo) if args.max_runs is None else min(args.max_runs, len(todo))
@@ -380,7 +380,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     check_writable(args.results / args.name, "results")
     check_writable(checkpoint_path(todo[0], args.checkpoints).parent, "checkpoint")
     k = grid_seed_parallel(args)
-    print(estimate_text(todo[:limit], resolve_device(args.device), args.results, args.checkpoints)
+    print(estimate_text(todo[:limit], args.device, args.results, args.checkpoints)
           + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
@@ -432,7 +432,6 @@ def cmd_akamaster(args: argparse.Namespace) -> int:
     from .akamaster import checkpoint_dir, write_records
 
     folder = checkpoint_dir(args.dir)
-    resolve_device(args.device)
     data = load_cifar10(args.source, progress=False)
     for rec in write_records(folder, data, args.out, args.device):
         print(f"{rec['model']}: test error {rec['test_error_pct']:.2f} % on {rec['test_images']} {data.variant} test "
@@ -474,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # The one device decision: "auto" (or a name) becomes a torch.device here, where the command starts, and
+    # travels down as that value; the libraries below take it as given.
+    if getattr(args, "device", None) is not None:
+        args.device = resolve_device(args.device)
     if args.command == "models":
         cmd_models()
     elif args.command == "data":

@@ -11,6 +11,9 @@ The report's claims are quoted verbatim from its full text (``../shared/report/`
 each quote against it). The paper's claims are paraphrased with their table or figure. The report's
 statements *about the paper* are checked against the paper's text in :mod:`resnet_nb.facts`.
 Nothing here is a measurement except what :func:`ledger` computes from the records it is given.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

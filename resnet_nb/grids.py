@@ -3,6 +3,9 @@
 While a run trains, its record path and its checkpoint are locked (``files.claim``): a second
 process refuses them or, in a grid, takes the next run. How long the rest will take is
 :mod:`resnet_nb.estimate`; what a finished run leaves behind is :mod:`resnet_nb.records`.
+
+Training half: the grids' *definitions* (which runs, in what order) are the vocabulary's (:mod:`resnet_nb.vocab`,
+re-exported here); this module runs them.
 """
 
 from __future__ import annotations

@@ -94,7 +94,11 @@ def history_frame(result: FitResult, spec: ModelSpec, recipe: Recipe, data: Cifa
             "device_name": device_name(device), "precision": result.setup["precision"],
             "dataset_variant": data.variant, "wall_seconds": sum(r["seconds"] for r in result.history),
             "recipe_desc": describe_recipe(dataclasses.asdict(recipe))}
-    return pd.DataFrame([base | {k: row[k] for k in HISTORY_KEYS} for row in result.history])
+    # the schedule as trained, as load_results gives it from a record
+    steps, total = result.setup["steps_per_epoch"], result.setup["total_iterations"]
+    base |= {"total_iterations": total, "lr_drops": tuple(round(f * total) for f in recipe.lr_milestones)}
+    return pd.DataFrame([base | {k: row[k] for k in HISTORY_KEYS} | {"iteration": min(row["epoch"] * steps, total)}
+                         for row in result.history])
 
 
 def live_fit(key: str, data: Cifar10, budget: Budget | None = None, recipe: str = "report", seed: int = 0,

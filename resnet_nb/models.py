@@ -3,6 +3,9 @@
 Attribute names follow akamaster's ``resnet.py`` (``conv1``, ``bn1``, ``layer1..3``,
 ``linear``; blocks with ``conv1, bn1, conv2, bn2, shortcut``), so published CIFAR
 checkpoints map onto these modules by the order of their ``state_dict``.
+
+Training half. ``ModelSpec`` (the model keys, families and labels) lives in :mod:`resnet_nb.vocab`
+and is re-exported here; this module builds the nets it names.
 """
 
 from __future__ import annotations

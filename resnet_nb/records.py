@@ -11,6 +11,9 @@ never stops the other records from loading): at most :data:`MAX_RECORD_BYTES` of
 their content is one of the :data:`LEGACY_RECORDS` pinned here); every metric finite and in its
 range; named ``<run_id>.json`` in the folder of its grid; and its run (:class:`RunConfig`) once per
 load: a copy or a misnamed file is refused with both paths, never averaged in.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

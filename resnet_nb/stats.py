@@ -22,6 +22,9 @@ Every finding is a comparison over seeds (independent training runs). The rule, 
 
 The planned reading applies no correction for multiple comparisons; the Holm-adjusted reading of
 :mod:`resnet_nb.readings` is one of the alternatives every verdict is re-judged under.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

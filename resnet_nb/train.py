@@ -4,6 +4,10 @@ Speed comes from keeping the data on the device (``DeviceLoader``), channels_las
 memory format and mixed precision where it pays (bf16 autocast on CPUs with bf16
 instructions; on CUDA fp32/TF32 by default, bf16 or fp16 + GradScaler on request). Every
 choice is recorded in the result's ``setup``/provenance and can be switched off.
+
+Training half. ``Recipe``, ``RECIPES`` and ``get_recipe`` live in :mod:`resnet_nb.vocab` (torch-free, read by
+the evidence half too) and are re-exported here. The device arrives resolved from the command line (``__main__``);
+:func:`resolve_device` is that one decision.
 """
 
 from __future__ import annotations

@@ -281,6 +281,7 @@ except LockedError:
 """
 
 
+@pytest.mark.slow
 def test_processes_racing_for_one_lock_get_exactly_one_winner(tmp_path: Path) -> None:
     target, go = tmp_path / "run.json", tmp_path / "go"
     # a stale lock of a dead process too: every racer tries to break it at the same time

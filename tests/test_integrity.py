@@ -170,6 +170,7 @@ fit(ModelSpec("resnet", 8, "A"), get_recipe("report", epochs=3, batch_size=16), 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_signal_during_a_checkpoint_write_resumes_bit_exact(tiny_data, tiny_zip, baseline, tmp_path: Path,
                                                               sig: int) -> None:
     ckpt, flag = tmp_path / "ck" / "run.pt", tmp_path / "flag"

@@ -188,7 +188,7 @@ from resnet_nb import claims, plots, records, vocab
 df = records.load_results("paper8k")
 assert len(df) and {{"iteration", "lr_drops"}} <= set(df.columns)
 plots.paper_error_curves(df)
-claims.ledger(records.load_results("report"))
+claims.ledger(records.load_results("report"), n_boot=200)
 assert vocab.grid_runs("paper8k")[0].run_id == "resnet20-A_paper_it8000_s0"
 assert "torch" not in sys.modules
 try:
