@@ -38,7 +38,7 @@ from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_p
 from .files import LockedError, check_writable, describe, lock_holder
 from .grids import (GRIDS, STAND_INS, checkpoint_path, grid_runs, group_checkpoints, parse_shard, pending, run_one,
                     run_states, shard)
-from .models import ModelSpec, model_table, standard_specs
+from .models import ModelSpec, model_table
 from .provenance import device_name
 from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path
 from .stacked import plan_groups, resolve_seed_parallel, run_group
@@ -241,12 +241,11 @@ def _add_training_options(p: argparse.ArgumentParser, hidden: bool = False) -> N
 
 
 def cmd_models() -> None:
-    print(f"{'model':<22}{'arch':<12}{'depth':>6}  {'shortcut':<9}{'stem':<9}{'params':>12}{'weight layers':>15}",
-          flush=True)
-    for spec in standard_specs():  # row by row as each net is built: the deep ones take a moment
-        (r,) = model_table([spec])
+    rows = model_table()
+    print(f"{'model':<22}{'arch':<12}{'depth':>6}  {'shortcut':<9}{'stem':<9}{'params':>12}{'weight layers':>15}")
+    for r in rows:
         print(f"{r['model']:<22}{r['arch']:<12}{r['depth']:>6}  {r['shortcut']:<9}{r['stem']:<9}"
-              f"{r['params']:>12,}{r['weight_layers']:>15}", flush=True)
+              f"{r['params']:>12,}{r['weight_layers']:>15}")
 
 
 def cmd_data(args: argparse.Namespace) -> None:
