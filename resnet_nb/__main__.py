@@ -264,7 +264,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         raise ValueError(f"{args.out} exists; results are never overwritten: choose another --out or delete it")
     check_writable(args.out.parent, "output")
     check_writable(checkpoint_path(run, args.checkpoints).parent, "checkpoint")
-    print(estimate_text([run], resolve_device(args.device), checkpoints=args.checkpoints), flush=True)
+    print(estimate_text([run], args.device, checkpoints=args.checkpoints), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     record = run_one(run, data, checkpoints=args.checkpoints, device=args.device, precision=args.precision,
                      compile=args.compile, cuda_graph=args.cuda_graph, channels_last=not args.no_channels_last,
@@ -278,7 +278,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def check_device_options(args: argparse.Namespace) -> None:
     """Refuse impossible device/precision/graph combinations before any data is loaded."""
-    dev = resolve_device(args.device)
+    dev = args.device
     resolve_cuda_graph(args.cuda_graph, dev, resolve_precision(args.precision, dev), args.compile)
 
 
@@ -298,7 +298,7 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
 
 def grid_seed_parallel(args: argparse.Namespace) -> int:
     """Seeds per group for ``grid``: ``auto`` falls back to 1 where seed-parallel training does not apply."""
-    k = resolve_seed_parallel(args.seed_parallel, resolve_device(args.device))
+    k = resolve_seed_parallel(args.seed_parallel, args.device)
     blocker = "--compile" if args.compile else "--precision fp16" if args.precision == "fp16" else None
     if blocker and k > 1:
         if args.seed_parallel != "auto":
@@ -321,18 +321,19 @@ def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
-        here = device_name(resolve_device(args.device))
+        here = device_name(args.device)
         for group in plan_groups(pending(runs, args.results, args.checkpoints, here), k, args.checkpoints):
             print(",".join(run.run_id for run in group))
         return 0
     if args.action == "list":
-        dev = resolve_device(args.device)
+        dev = args.device
         dev_name = device_name(dev)
         total = 0.0
         print(f"{'run':<40}{'state':<9}{'time left':>10}   (estimates for {dev_name}; ~ = scaled from this "
               "model on another device, else from other models by MACs; ≈ = from a step-time probe, no record "
               "here yet)")
         states = run_states(runs, args.results, args.checkpoints, dev_name)
+        probed: set[tuple[str, str]] = set()
         for r, state in states.items():
             holder = None if state == "done" else lock_holder(record_path(r, args.results))
             if holder is not None:
@@ -342,12 +343,16 @@ def cmd_grid(args: argparse.Namespace) -> int:
                 r, dev_name, args.results, args.checkpoints, run_precision(r, dev),
                 elapsed=holder.get("age", 0.0) if holder else 0.0)
             if est is None and not finished:  # nothing ran here yet: time a few steps
+                if (r.model, r.recipe) not in probed:  # seconds each: say so before, not after
+                    probed.add((r.model, r.recipe))
+                    print(f"(timing a few training steps of {r.model} at recipe {r.recipe} for its estimate: "
+                          "nothing of it ran on this device yet)", file=sys.stderr, flush=True)
                 est = (probe_seconds_left(r, dev, args.checkpoints), "probe")
             total += est[0] if est else 0
             # "~": scaled from another device or from other models' speed here; "≈": from a step-time probe
             mark = "" if est is None or not est[1] else ("≈" if est[1] == "probe" else "~")
             shown = "" if finished else f"{mark}{est[0] / 60:.0f} min"
-            print(f"{r.run_id:<40}{state:<9}{shown:>10}")
+            print(f"{r.run_id:<40}{state:<9}{shown:>10}", flush=True)
         done = sum(state == "done" for state in states.values())
         print(f"{done}/{len(runs)} done{covered_text(states)}; about {total / 3600:.1f} h left on this device")
         return 0
@@ -361,7 +366,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     a checkpoint of another run) is reported in one line and the grid goes on; the exit status
     is 1 when any run was refused.
     """
-    here = device_name(resolve_device(args.device))
+    here = device_name(args.device)
     states = run_states(runs, args.results, args.checkpoints, here)
     todo = pending(runs, states=states)
     limit = len(todo) if args.max_runs is None else min(args.max_runs, len(todo))
@@ -374,7 +379,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     check_writable(args.results / args.name, "results")
     check_writable(checkpoint_path(todo[0], args.checkpoints).parent, "checkpoint")
     k = grid_seed_parallel(args)
-    print(estimate_text(todo[:limit], resolve_device(args.device), args.results, args.checkpoints)
+    print(estimate_text(todo[:limit], args.device, args.results, args.checkpoints)
           + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
     done, refused = 0, []
@@ -426,7 +431,6 @@ def cmd_akamaster(args: argparse.Namespace) -> int:
     from .akamaster import checkpoint_dir, write_records
 
     folder = checkpoint_dir(args.dir)
-    resolve_device(args.device)
     data = load_cifar10(args.source, progress=False)
     for rec in write_records(folder, data, args.out, args.device):
         print(f"{rec['model']}: test error {rec['test_error_pct']:.2f} % on {rec['test_images']} {data.variant} test "
@@ -468,6 +472,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    # The one device decision: "auto" (or a name) becomes a torch.device here, where the command starts, and
+    # travels down as that value; the libraries below take it as given.
+    if getattr(args, "device", None) is not None:
+        args.device = resolve_device(args.device)
     if args.command == "models":
         cmd_models()
     elif args.command == "data":

@@ -11,6 +11,9 @@ The report's claims are quoted verbatim from its full text (``../shared/report/`
 each quote against it). The paper's claims are paraphrased with their table or figure. The report's
 statements *about the paper* are checked against the paper's text in :mod:`resnet_nb.facts`.
 Nothing here is a measurement except what :func:`ledger` computes from the records it is given.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -25,10 +28,10 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .analysis import improvement_pct as improvement_of
 from .readings import PLANNED, Reading, at_epoch, common_seeds, compare, mean_over, run_values, samples
 from .readings import paired as paired_under
 from .stats import LEVEL, Comparison
+from .stats import improvement_pct as improvement_of
 
 # He et al. 2015, Table 6: CIFAR-10 test error (%) of the option-A ResNets (110: best of 5 runs).
 PAPER_TEST_ERROR = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}

@@ -1,5 +1,8 @@
 """Coverage of the records: which runs of a grid have one, what is missing (and the command that
 makes it), and where the records came from (hardware, precision, data, wall time).
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .grids import STAND_INS, grid_runs, stand_in_run
+from .vocab import STAND_INS, grid_runs, stand_in_run
 from .stats import MIN_SEEDS
 
 

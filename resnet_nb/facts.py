@@ -5,6 +5,9 @@ arXiv:1512.03385): what the paper says, where, and whether the report states it 
 These are not measurements: no record can test them. They are report claims all the same, so the
 ledger lists them (in a table of their own, with their own verdicts: **accurate**, **partly
 accurate**, **inaccurate**) and counts them apart from the lines judged on records.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ claim's quote on hover. One panel per unit (points, %, nats): different units ne
 Labels sit above their line inside the plot, not beside the axis, so that a phone's narrow width
 cuts none of them; the figure keeps one row per line there too (``meta.phone_plot_px`` tells
 ``_static/phone-figures.js`` not to squeeze it).
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

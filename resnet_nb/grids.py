@@ -3,16 +3,18 @@
 While a run trains, its record path and its checkpoint are locked (``files.claim``): a second
 process refuses them or, in a grid, takes the next run. How long the rest will take is
 :mod:`resnet_nb.estimate`; what a finished run leaves behind is :mod:`resnet_nb.records`.
+
+Training half: the grids' *definitions* (which runs, in what order) are the vocabulary's (:mod:`resnet_nb.vocab`,
+re-exported here); this module runs them.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,100 +22,14 @@ from typing import Any
 from .checkpoints import save_weights
 from .data import Cifar10, cache_dir
 from .files import atomic_write_text, check_writable, claimed, glob_escape
-from .models import ModelSpec
-from .provenance import canonical_device_name, environment
+from .provenance import environment
 from .records import (RESULTS_DIR, RecordError, RunConfig, make_record, read_record, record_path, trained_on,
                       validate_record)
 from .train import CudaGraph, Precision, fit, resolve_device
+from .vocab import (GRIDS, KEEP_WEIGHTS, PAPER8K_DEPTHS, PAPER8K_ITERATIONS, PAPER_PRIORITY,  # noqa: F401 - re-exported
+                    PAPER_SEEDS, PAPER_SEEDS_110, REPORT_DEPTHS, STAND_INS, canonical_device_name, grid_runs,
+                    paper8k_runs, paper_runs, parse_shard, shard, stand_in_run)
 
-# The report grid: depth priority 20 and 56 first (the two ends of the comparison).
-REPORT_DEPTHS = (20, 56, 32, 44)
-
-
-def grid_runs(name: str, seeds: Iterable[int] | None = None) -> list[RunConfig]:
-    """Every run of a named grid, in priority order: seed-major, then depth priority, then model."""
-    if name == "report":
-        models = [spec.key for d in REPORT_DEPTHS
-                  for spec in (ModelSpec("resnet", d, "A"), ModelSpec("plain", d), ModelSpec("resnet", d, "B"))]
-        models += [ModelSpec("torchvision", 18, stem="imagenet").key, ModelSpec("torchvision", 18, stem="cifar").key]
-        recipe, default_seeds = "report", range(5)
-    elif name == "paper":
-        return paper_runs(seeds)
-    elif name == "paper8k":
-        return paper8k_runs(seeds)
-    elif name == "precision":
-        # Does mixed precision cost accuracy? ResNet-20, report recipe, 1 epoch, fp32 vs bf16.
-        seeds = list(range(3) if seeds is None else seeds)
-        return [RunConfig(name, "resnet20-A", "report", s, epochs=1, precision=p)
-                for s in seeds for p in ("fp32", "bf16")]
-    elif name == "precision10":
-        # Can CPU-bf16 and GPU-fp32 records share one mean? The report recipe's full 10 epochs, at the
-        # depth where the records disagree most (plain-56) and its ResNet, fp32 vs bf16, 3 seeds each.
-        seeds = list(range(3) if seeds is None else seeds)
-        return [RunConfig(name, m, "report", s, precision=p)
-                for s in seeds for m in ("plain56", "resnet56-A") for p in ("fp32", "bf16")]
-    else:
-        raise ValueError(f"unknown grid {name!r}; choose one of: {', '.join(GRIDS)}")
-    seeds = list(default_seeds if seeds is None else seeds)
-    return [RunConfig(name, m, recipe, s) for s in seeds for m in models]
-
-
-GRIDS = ("report", "paper", "paper8k", "precision", "precision10")
-
-# The paper grid (Table 6, Figure 6), in the order a GPU lease takes it: the pairs of the
-# degradation figure at both ends of the depth range first, then ResNet-110, then the rest.
-PAPER_PRIORITY = (ModelSpec("resnet", 20, "A"), ModelSpec("plain", 20), ModelSpec("resnet", 56, "A"),
-                  ModelSpec("plain", 56), ModelSpec("resnet", 110, "A"), ModelSpec("resnet", 32, "A"),
-                  ModelSpec("plain", 32), ModelSpec("resnet", 44, "A"), ModelSpec("plain", 44))
-PAPER_SEEDS = 3
-PAPER_SEEDS_110 = 5  # the paper reports ResNet-110's best and mean ± std of 5 runs
-
-
-def paper_runs(seeds: Iterable[int] | None = None) -> list[RunConfig]:
-    """The paper grid, config by config in :data:`PAPER_PRIORITY` (so a config's seeds can train as one
-    seed-parallel group); 3 seeds each, 5 for ResNet-110, unless ``seeds`` is given."""
-    chosen = None if seeds is None else list(seeds)
-    runs = []
-    for spec in PAPER_PRIORITY:
-        default = range(PAPER_SEEDS_110 if spec.depth == 110 else PAPER_SEEDS)
-        runs += [RunConfig("paper", spec.key, "paper", s) for s in (default if chosen is None else chosen)]
-    return runs
-
-
-# The paper's recipe at 1/8 of its length, for two CPU cores: 8,000 iterations (~20.5 epochs) instead of
-# 64,000, the learning rate divided by 10 at the same fractions (50 %, 75 %: 4,000 and 6,000). Everything
-# else is the paper's. Plain and ResNet (A) at depths 20-56, 3 seeds; the order makes the chapter
-# informative early: seed 0's depth-20 and depth-56 pairs, then its other depths, then the other seeds.
-PAPER8K_ITERATIONS = 8_000
-PAPER8K_DEPTHS = (20, 56, 32, 44)
-
-
-def paper8k_runs(seeds: Iterable[int] | None = None) -> list[RunConfig]:
-    """The shortened paper grid, seed-major in :data:`PAPER8K_DEPTHS` order, ResNet before plain."""
-    chosen = list(range(PAPER_SEEDS) if seeds is None else seeds)
-    return [RunConfig("paper8k", spec.key, "paper", s, iterations=PAPER8K_ITERATIONS)
-            for s in chosen for d in PAPER8K_DEPTHS for spec in (ModelSpec("resnet", d, "A"), ModelSpec("plain", d))]
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"i/k"`` with 1 <= i <= k."""
-    try:
-        i, k = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise ValueError(f"shard must look like i/k (e.g. 2/4), got {text!r}") from None
-    if not 1 <= i <= k:
-        raise ValueError(f"shard i/k needs 1 <= i <= k, got {text!r}")
-    return i, k
-
-
-def shard(runs: list[RunConfig], i: int, k: int) -> list[RunConfig]:
-    """Round-robin over the priority order: shards are disjoint, cover the grid, and each gets a mix."""
-    return [r for n, r in enumerate(runs) if n % k == i - 1]
-
-
-# Grids whose runs of these seeds keep their final weights next to their records (fp16, sealed, loaded
-# without running code): the paper's Figure 7 (layer responses) is computed from the nets themselves.
-KEEP_WEIGHTS: dict[str, tuple[int, ...]] = {"paper": (0,), "paper8k": (0,)}
 
 
 def weights_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path | None:
@@ -160,21 +76,6 @@ def progress_checkpoint(run: RunConfig, checkpoints: Path | None = None) -> Path
     groups = group_checkpoints(run, checkpoints)
     return groups[0][0] if groups else None
 
-
-# A grid whose runs fix the precision may find them already trained by another grid that leaves it to
-# the device: where the device's default is bf16 (these CPUs), the report grid's runs are precision10's
-# bf16 runs; where it is fp32 (a GPU), its fp32 runs. Same model, recipe, seed, epochs and data: the same
-# run, provided it ran on the same device (thread count included), since precision10 pairs its fp32 and
-# bf16 runs of a seed on one device.
-STAND_INS = {"precision10": "report"}
-
-
-def stand_in_run(run: RunConfig) -> RunConfig | None:
-    """The run of another grid (:data:`STAND_INS`) that is ``run`` when made at ``run``'s precision, or None."""
-    other = STAND_INS.get(run.grid)
-    if other is None or run.precision is None:
-        return None
-    return dataclasses.replace(run, grid=other, precision=None)
 
 
 def stand_in(run: RunConfig, results: Path = RESULTS_DIR, device_name: str | None = None) -> Path | None:

@@ -3,23 +3,22 @@
 Attribute names follow akamaster's ``resnet.py`` (``conv1``, ``bn1``, ``layer1..3``,
 ``linear``; blocks with ``conv1, bn1, conv2, bn2, shortcut``), so published CIFAR
 checkpoints map onto these modules by the order of their ``state_dict``.
+
+Training half. ``ModelSpec`` (the model keys, families and labels) lives in :mod:`resnet_nb.vocab`
+and is re-exported here; this module builds the nets it names.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-Shortcut = Literal["A", "B"]
-Arch = Literal["resnet", "plain", "torchvision"]
-Stem = Literal["imagenet", "cifar"]
+from .vocab import (NUM_CLASSES, TORCHVISION_DEPTHS, Arch, ModelSpec, Shortcut, Stem,  # noqa: F401 - re-exported
+                    blocks_per_stage, standard_specs)
 
-NUM_CLASSES = 10
-TORCHVISION_DEPTHS = (18, 34)
 
 
 class ZeroPadShortcut(nn.Module):
@@ -101,13 +100,6 @@ class CifarResNet(nn.Module):
         return self.linear(out)
 
 
-def blocks_per_stage(depth: int) -> int:
-    """n for a 6n+2 network; a clear error for any other depth."""
-    if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6 != 0:
-        raise ValueError(
-            f"depth must be of the form 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202, ...), got {depth!r}"
-        )
-    return (depth - 2) // 6
 
 
 def cifar_resnet(depth: int, shortcut: Shortcut | None = "A") -> CifarResNet:
@@ -135,76 +127,6 @@ def torchvision_resnet(depth: int = 18, stem: Stem = "imagenet") -> nn.Module:
     return model
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """What to build. ``arch``: ``resnet`` (needs ``shortcut``), ``plain``, ``torchvision`` (needs ``stem``)."""
-
-    arch: Arch
-    depth: int
-    shortcut: Shortcut | None = None
-    stem: Stem | None = None
-
-    def __post_init__(self) -> None:
-        if self.arch == "resnet":
-            blocks_per_stage(self.depth)
-            if self.shortcut not in ("A", "B"):
-                raise ValueError(f"a resnet needs shortcut 'A' or 'B', got {self.shortcut!r}")
-            if self.stem is not None:
-                raise ValueError("stem applies to torchvision models only")
-        elif self.arch == "plain":
-            blocks_per_stage(self.depth)
-            if self.shortcut is not None or self.stem is not None:
-                raise ValueError("a plain net has no shortcut and no stem option")
-        elif self.arch == "torchvision":
-            if self.depth not in TORCHVISION_DEPTHS:
-                raise ValueError(f"torchvision depth must be one of {TORCHVISION_DEPTHS}, got {self.depth!r}")
-            if self.stem not in ("imagenet", "cifar"):
-                raise ValueError(f"a torchvision model needs stem 'imagenet' or 'cifar', got {self.stem!r}")
-            if self.shortcut is not None:
-                raise ValueError("torchvision models use their own (projection) shortcuts; leave shortcut unset")
-        else:
-            raise ValueError(f"arch must be 'resnet', 'plain' or 'torchvision', got {self.arch!r}")
-
-    @property
-    def key(self) -> str:
-        """Short stable name: ``resnet20-A``, ``plain56``, ``tv-resnet18-cifar``."""
-        if self.arch == "resnet":
-            return f"resnet{self.depth}-{self.shortcut}"
-        if self.arch == "plain":
-            return f"plain{self.depth}"
-        return f"tv-resnet{self.depth}-{self.stem}"
-
-    @property
-    def family(self) -> str:
-        """``resnet-A``, ``resnet-B``, ``plain``, ``tv-imagenet`` or ``tv-cifar``: what colours and lines follow."""
-        if self.arch == "resnet":
-            return f"resnet-{self.shortcut}"
-        return "plain" if self.arch == "plain" else f"tv-{self.stem}"
-
-    @property
-    def label(self) -> str:
-        """For readers: ``ResNet-20 (A)``, ``plain-56``, ``torchvision ResNet-18 (CIFAR stem)``."""
-        if self.arch == "resnet":
-            return f"ResNet-{self.depth} ({self.shortcut})"
-        if self.arch == "plain":
-            return f"plain-{self.depth}"
-        return f"torchvision ResNet-{self.depth} ({'CIFAR' if self.stem == 'cifar' else 'ImageNet'} stem)"
-
-    @classmethod
-    def from_key(cls, key: str) -> "ModelSpec":
-        """Inverse of :attr:`key`."""
-        try:
-            if key.startswith("tv-resnet"):
-                depth, stem = key.removeprefix("tv-resnet").split("-")
-                return cls("torchvision", int(depth), stem=stem)  # type: ignore[arg-type]
-            if key.startswith("plain"):
-                return cls("plain", int(key.removeprefix("plain")))
-            if key.startswith("resnet"):
-                depth, shortcut = key.removeprefix("resnet").split("-")
-                return cls("resnet", int(depth), shortcut=shortcut)  # type: ignore[arg-type]
-        except ValueError as exc:
-            raise ValueError(f"not a model key: {key!r} ({exc})") from None
-        raise ValueError(f"not a model key: {key!r} (e.g. resnet20-A, plain56, tv-resnet18-cifar)")
 
 
 def build_model(spec: ModelSpec) -> nn.Module:
@@ -240,14 +162,6 @@ def count_weight_layers(model: nn.Module) -> int:
     )
 
 
-def standard_specs() -> list[ModelSpec]:
-    """Every model the book compares: 20/32/44/56/110 x (A, B, plain) and torchvision 18/34 x stems."""
-    specs: list[ModelSpec] = []
-    for depth in (20, 32, 44, 56, 110):
-        specs += [ModelSpec("resnet", depth, "A"), ModelSpec("resnet", depth, "B"), ModelSpec("plain", depth)]
-    for depth in TORCHVISION_DEPTHS:
-        specs += [ModelSpec("torchvision", depth, stem="imagenet"), ModelSpec("torchvision", depth, stem="cifar")]
-    return specs
 
 
 def model_table(specs: list[ModelSpec] | None = None) -> list[dict[str, object]]:

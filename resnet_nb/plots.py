@@ -4,6 +4,9 @@ analysis figures, captions that name protocol, seeds, hardware and data, and sum
 Figures take the long DataFrame of :func:`resnet_nb.records.load_results` (one row per run
 and epoch). Accuracies are stored as fractions and shown in %. Every builder draws something
 even without records: a figure that says which records are missing.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .coverage import hardware_text
-from .models import ModelSpec
+from .vocab import ModelSpec
 
 METRICS: dict[str, str] = {
     "test_acc": "test accuracy (%)",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from . import __version__
+from .vocab import canonical_device_name  # noqa: F401 - re-exported: records read names through it
 
 
 def git_commit() -> str:
@@ -50,13 +50,6 @@ def device_name(device: torch.device) -> str:
     return device.type
 
 
-def canonical_device_name(name: str) -> str:
-    """``name`` as :func:`device_name` writes it now: records made before spell one thread ``(1 threads)``.
-
-    Records are never rewritten, so every reader that groups or compares device names goes through
-    this (``records.trained_on``), and old and new records of one device stay one device.
-    """
-    return re.sub(r" \(1 threads\)$", " (1 thread)", name)
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -12,6 +12,9 @@ reading and again under each alternative of :data:`READINGS`, fixed here before 
   bf16 differs by its arithmetic as well as by the compared factor;
 * level: 95 % (planned), or the **Holm** step-down level of the line's rank among the ledger's tests
   (its p-value against zero ranks it; the k-th smallest of m is judged at 1 − 0.05 / (m − k + 1)).
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ never stops the other records from loading): at most :data:`MAX_RECORD_BYTES` of
 their content is one of the :data:`LEGACY_RECORDS` pinned here); every metric finite and in its
 range; named ``<run_id>.json`` in the folder of its grid; and its run (:class:`RunConfig`) once per
 load: a copy or a misnamed file is refused with both paths, never averaged in.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -21,19 +24,18 @@ import json
 import math
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data import Cifar10
-from .models import ModelSpec
-from .provenance import canonical_device_name
-from .train import get_recipe
+from .vocab import (MAX_SEED, ModelSpec, RunConfig, _is_int, canonical_device_name,  # noqa: F401 - re-exported
+                    recipe_fraction)
+
+if TYPE_CHECKING:
+    from .data import Cifar10
 
 RECORD_FORMAT = 1
 MAX_RECORD_BYTES = 8 << 20  # a 164-epoch paper run's record is ~60 kB; a larger file is not a record
-MAX_SEED = 2**31 - 1  # seeds are 0..MAX_SEED: every generator (torch, numpy, the loaders' seed*1e6+epoch) takes them
 RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
 
@@ -41,63 +43,6 @@ HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "se
 class RecordError(ValueError):
     """A result record is corrupt, incomplete or belongs to another run."""
 
-
-@dataclass(frozen=True)
-class RunConfig:
-    grid: str
-    model: str  # ModelSpec.key
-    recipe: str
-    seed: int
-    epochs: int | None = None  # None: the recipe's own
-    train_size: int | None = None  # None: all training images
-    precision: str | None = None  # None: the device's default (recorded in provenance); else fixed
-    iterations: int | None = None  # None: the recipe's own; else a shortened (or longer) run of it
-
-    def __post_init__(self) -> None:
-        """A run is named by its fields (``run_id``): a seed or a count of the wrong kind is refused here,
-        before any data is loaded, not deep in training (or as a second name for the same run)."""
-        for name in ("grid", "model", "recipe"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string, got {getattr(self, name)!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
-        for name in ("epochs", "train_size", "iterations"):
-            value = getattr(self, name)
-            if value is not None and (not _is_int(value) or value < 1):
-                raise ValueError(f"{name} must be a whole number >= 1 (or None: the recipe's), got {value!r}")
-        if self.precision not in (None, "fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be fp32, bf16, fp16 or None, got {self.precision!r}")
-
-    @property
-    def spec(self) -> ModelSpec:
-        return ModelSpec.from_key(self.model)
-
-    @property
-    def run_id(self) -> str:
-        extra = (f"_e{self.epochs}" if self.epochs is not None else "") + (
-            f"_it{self.iterations}" if self.iterations is not None else "") + (
-            f"_n{self.train_size}" if self.train_size is not None else "") + (
-            f"_{self.precision}" if self.precision is not None else "")
-        return f"{self.model}_{self.recipe}{extra}_s{self.seed}"  # the seed last: config_id strips it
-
-    @property
-    def config_id(self) -> str:
-        """The run without its seed: what seeds are averaged over."""
-        return self.run_id.rsplit("_s", 1)[0]
-
-    def recipe_obj(self):  # noqa: ANN201 - Recipe
-        return get_recipe(self.recipe, epochs=self.epochs, train_size=self.train_size, iterations=self.iterations)
-
-
-def recipe_fraction(run: RunConfig) -> float | None:
-    """The share of its recipe's iterations a run trains (1/8 for the shortened paper grid); None when the
-    run keeps its recipe's length."""
-    full = get_recipe(run.recipe).iterations
-    return None if run.iterations is None or not full else run.iterations / full
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def record_path(run: RunConfig, results: Path = RESULTS_DIR) -> Path:

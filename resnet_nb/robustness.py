@@ -2,6 +2,9 @@
 :data:`resnet_nb.readings.READINGS` (fixed before any number was read): **robust** when every reading
 gives the planned verdict, **fragile** otherwise, with the readings that change it. And for claims of
 similarity, how many seeds a verdict would need at the spread the records show.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

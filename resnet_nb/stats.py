@@ -22,6 +22,9 @@ Every finding is a comparison over seeds (independent training runs). The rule, 
 
 The planned reading applies no correction for multiple comparisons; the Holm-adjusted reading of
 :mod:`resnet_nb.readings` is one of the alternatives every verdict is re-judged under.
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations
@@ -278,3 +281,9 @@ def equivalence_verdict(cmp: Comparison, margin: float, min_seeds: int = MIN_SEE
     if cmp.lo > margin or cmp.hi < -margin:
         return "contradicted", f"the whole 95 % interval lies outside ± {margin:g}"
     return "inconclusive", f"the 95 % interval crosses ± {margin:g}"
+
+
+def improvement_pct(resnet: float, plain: float, lower_is_better: bool = False) -> float:
+    """The report's relative improvement of a ResNet over its plain net, in % of the plain net's value:
+    100 (R − P) / P for accuracies, 100 (P − R) / P for losses (``lower_is_better``)."""
+    return 100 * ((plain - resnet) if lower_is_better else (resnet - plain)) / plain

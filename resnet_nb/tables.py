@@ -7,6 +7,9 @@ values, the index as an ordinary first column, numbers right-aligned, and header
 Its plain-text form is the same cells as text, so a notebook's stored output is deterministic
 (a pandas ``Styler`` prints its memory address and names its HTML with a random id, both of which
 nbval would see change on every run).
+
+Evidence half (README, "Architecture"): imports only :mod:`resnet_nb.vocab` and the other evidence modules, never torch
+or the training half, so it loads and runs where torch is not installed (``tests/test_structure.py``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Speed comes from keeping the data on the device (``DeviceLoader``), channels_las
 memory format and mixed precision where it pays (bf16 autocast on CPUs with bf16
 instructions; on CUDA fp32/TF32 by default, bf16 or fp16 + GradScaler on request). Every
 choice is recorded in the result's ``setup``/provenance and can be switched off.
+
+Training half. ``Recipe``, ``RECIPES`` and ``get_recipe`` live in :mod:`resnet_nb.vocab` (torch-free, read by
+the evidence half too) and are re-exported here. The device arrives resolved from the command line (``__main__``);
+:func:`resolve_device` is that one decision.
 """
 
 from __future__ import annotations
@@ -25,84 +29,13 @@ from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_ch
 from .data import Cifar10, DeviceLoader, channel_stats, stratified_subset
 from .models import ModelSpec, build_model, he_init
 from .provenance import segment_env
+from .vocab import RECIPES, Recipe, get_recipe  # noqa: F401 - re-exported: their home before vocab
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 CudaGraph = Literal["auto", "on", "off"]
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """A training protocol. Override fields with :meth:`with_overrides`."""
-
-    name: str
-    optimizer: Literal["adam", "sgd"]
-    lr: float
-    batch_size: int
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    epochs: int | None = None  # None: derive from ``iterations``
-    iterations: int | None = None
-    lr_milestones: tuple[float, ...] = ()  # fractions of the total iterations where lr is divided by 10
-    augment: bool = False
-    init: Literal["default", "he"] = "default"
-    warmup_iterations: int = 0  # at ``warmup_lr``, only for depth >= ``warmup_min_depth``
-    warmup_lr: float = 0.0
-    warmup_min_depth: int = 0
-    train_size: int | None = None  # None: all 50,000 training images
-
-    def with_overrides(self, **changes: Any) -> "Recipe":
-        """A copy with some fields changed; ``None`` values are ignored."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
-
-    def num_epochs(self, steps_per_epoch: int) -> int:
-        if self.epochs is not None:
-            return self.epochs
-        assert self.iterations is not None
-        return math.ceil(self.iterations / steps_per_epoch)
-
-    def total_iterations(self, steps_per_epoch: int) -> int:
-        """Steps the whole run takes: the epochs' steps, or the recipe's iteration count (the paper's 64k)."""
-        if self.epochs is not None:
-            return self.epochs * steps_per_epoch
-        assert self.iterations is not None
-        return self.iterations
-
-    def lr_at(self, iteration: int, total_iterations: int, depth: int) -> float:
-        if self.warmup_iterations and depth >= self.warmup_min_depth and iteration < self.warmup_iterations:
-            return self.warmup_lr
-        drops = sum(iteration >= frac * total_iterations for frac in self.lr_milestones)
-        return self.lr * 0.1**drops
-
-
-RECIPES: dict[str, Recipe] = {
-    # The student report: PyTorch's Adam defaults, small batches, no augmentation.
-    "report": Recipe(name="report", optimizer="adam", lr=1e-3, batch_size=32, epochs=10),
-    # The paper, section 4.2: SGD + momentum, lr 0.1 divided by 10 at 32k and 48k of 64k
-    # iterations (milestones 0.5 and 0.75 of training), weight decay 1e-4, batch 128,
-    # pad-4 crop + flip, He init. ResNet-110 warms up at lr 0.01 for ~400 iterations
-    # because 0.1 is "slightly too large to start converging".
-    "paper": Recipe(name="paper", optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=1e-4, batch_size=128,
-                    iterations=64_000, lr_milestones=(0.5, 0.75), augment=True, init="he",
-                    warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=110),
-}
-
-
-def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """A named recipe with some fields overridden (``None`` keeps the recipe's own value).
-
-    ``iterations`` shortens (or lengthens) a recipe given in iterations: its learning-rate drops stay at
-    the same fractions of the run (the paper's 50 % and 75 %).
-    """
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
-    recipe = RECIPES[name]
-    if overrides.get("iterations") is not None:
-        if recipe.iterations is None:
-            raise ValueError(f"recipe {name!r} is given in epochs; override its epochs, not its iterations")
-        if int(overrides["iterations"]) < 1:
-            raise ValueError(f"iterations must be >= 1, got {overrides['iterations']}")
-    return recipe.with_overrides(**overrides)
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:

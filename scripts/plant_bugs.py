@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_arithmetic.py", "tests/test_train.py", "tests/test_data.py", "tests/test_models.py",
          "tests/test_stats.py", "tests/test_claims.py", "tests/test_analysis.py", "tests/test_plots.py",
-         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py", "tests/test_robustness.py"]
+         "tests/test_records.py", "tests/test_stacked.py", "tests/test_grids.py", "tests/test_robustness.py", "tests/test_files.py",
+         "tests/test_integrity.py"]
 
 # (name, file, the line(s) as they are, the bug); the first four are the examples of issue 12
 MUTANTS = [
@@ -32,8 +33,8 @@ MUTANTS = [
  ("no-flip", "resnet_nb/data.py", "cols = torch.where(flips.view(b, 1), cols.flip(1), cols)", "cols = torch.where(flips.view(b, 1), cols, cols)"),
  ("pad-2", "resnet_nb/data.py", "def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 4)", "def random_crop_flip(x: torch.Tensor, g: torch.Generator, pad: int = 2)"),
  ("norm-std-swap", "resnet_nb/data.py", "xb = (self.x[idx].float() - self.mean) / self.std", "xb = (self.x[idx].float() - self.mean) / self.std.flip(1)"),
- ("milestone-gt", "resnet_nb/train.py", "drops = sum(iteration >= frac * total_iterations", "drops = sum(iteration > frac * total_iterations"),
- ("lr-drop-0.2", "resnet_nb/train.py", "return self.lr * 0.1**drops", "return self.lr * 0.2**drops"),
+ ("milestone-gt", "resnet_nb/vocab.py", "drops = sum(iteration >= frac * total_iterations", "drops = sum(iteration > frac * total_iterations"),
+ ("lr-drop-0.2", "resnet_nb/vocab.py", "return self.lr * 0.1**drops", "return self.lr * 0.2**drops"),
  ("t-dof-n", "resnet_nb/stats.py", "half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)", "half = float(sps.t.ppf(0.5 + level / 2, n)) * std / math.sqrt(n)"),
  ("min-seeds-2", "resnet_nb/stats.py", "MIN_SEEDS = 3", "MIN_SEEDS = 2"),
  ("optionA-odd", "resnet_nb/models.py", "F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, p, p))", "F.pad(x[:, :, 1::2, 1::2], (0, 0, 0, 0, p, p))"),
@@ -47,8 +48,8 @@ MUTANTS = [
  ("t-interval-ddof0", "resnet_nb/stats.py", "    std = float(x.std(ddof=1))\n    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)", "    std = float(x.std(ddof=0))\n    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)"),
  ("subset-unbalanced", "resnet_nb/data.py", "per_class = [size // n_classes + (1 if c < size % n_classes else 0) for c in range(n_classes)]", "per_class = [size // n_classes for c in range(n_classes)]"),
  ("eval-n-batches", "resnet_nb/train.py", "    n = len(loader.y)\n    return loss_sum.item() / n, correct.item() / n", "    n = len(loader.y)\n    return loss_sum.item() / n, correct.item() / len(loader.y[:-1])"),
- ("warmup-all-depths", "resnet_nb/train.py", 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=110', 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=20'),
- ("paper-wd-5e-4", "resnet_nb/train.py", 'momentum=0.9, weight_decay=1e-4, batch_size=128,', 'momentum=0.9, weight_decay=5e-4, batch_size=128,'),
+ ("warmup-all-depths", "resnet_nb/vocab.py", 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=110', 'warmup_iterations=400, warmup_lr=0.01, warmup_min_depth=20'),
+ ("paper-wd-5e-4", "resnet_nb/vocab.py", 'momentum=0.9, weight_decay=1e-4, batch_size=128,', 'momentum=0.9, weight_decay=5e-4, batch_size=128,'),
  ("welch-dof-pooled", "resnet_nb/stats.py", "half = float(sps.t.ppf(0.5 + level / 2, dof)) * se", "half = float(sps.t.ppf(0.5 + level / 2, 1e9)) * se"),
  ("value-verdict-ignores-zero", "resnet_nb/stats.py", "    if lo < cmp.lo and cmp.hi < hi:\n", "    if True:\n"),
  ("about-adds-nothing", "resnet_nb/stats.py", "unit / 2 + (unit if about else 0.0)", "unit / 2"),
@@ -66,9 +67,17 @@ MUTANTS = [
  ("delta-dof-pooled", "resnet_nb/stats.py", "    dof = var**2 / sum(c**2 / d for c, d in parts)\n", "    dof = sum(d for _, d in parts)\n"),
  ("resume-forgets-segments", "resnet_nb/checkpoints.py", 'earlier = [dict(s) for s in (state or {}).get("segments") or []]', "earlier = []"),
  ("trained-on-final-device", "resnet_nb/records.py", 'names = list(dict.fromkeys(canonical_device_name(s["device_name"]) for s in logged)) \\\n        or [canonical_device_name(provenance["device_name"])]', 'names = [canonical_device_name(provenance["device_name"])]'),
- ("one-thread-spelt-two-ways", "resnet_nb/provenance.py", 'return re.sub(r" \\(1 threads\\)$", " (1 thread)", name)', "return name"),
+ ("one-thread-spelt-two-ways", "resnet_nb/vocab.py", 'return re.sub(r" \\(1 threads\\)$", " (1 thread)", name)', "return name"),
  ("stand-in-from-any-device", "resnet_nb/grids.py", 'same = (prov["precision"], trained_on(prov)[1]) == (run.precision, canonical_device_name(device_name))', 'same = prov["precision"] == run.precision'),
  ("precision-margin-10pt", "resnet_nb/claims.py", "verdict, why = stats.equivalence_verdict(effect, SIMILAR_MARGIN_PT)", "verdict, why = stats.equivalence_verdict(effect, 10 * SIMILAR_MARGIN_PT)"),
+ ("seed-count-reads-first-arm", "resnet_nb/stats.py", "    if min(cmp.n) < min_seeds:", "    if cmp.n[0] < min_seeds:"),
+ ("loss-improvement-sign-ignored", "resnet_nb/stats.py", "return 100 * ((plain - resnet) if lower_is_better else (resnet - plain)) / plain", "return 100 * (resnet - plain) / plain"),
+ ("loss-reduction-over-deep", "resnet_nb/claims.py", 'lambda s: float(sign * 100 * (s["shallow"].mean() - s["deep"].mean()) / s["shallow"].mean()),', 'lambda s: float(sign * 100 * (s["shallow"].mean() - s["deep"].mean()) / s["deep"].mean()),'),
+ ("group-identity-counts-seeds", "resnet_nb/stacked.py", '"seeds": seeds, "precision": prec,', '"seeds": len(seeds), "precision": prec,'),
+ ("release-removes-any-lock", "resnet_nb/files.py", 'if info is not None and info.get("token") == self.token:', "if info is not None:"),
+ ("other-host-judged-by-local-pid", "resnet_nb/files.py", 'return info["age"] > max_age  # another host', 'return info["age"] > max_age or not pid_alive(info["pid"])  # another host'),
+ ("local-lock-judged-by-age", "resnet_nb/files.py", 'return not pid_alive(info["pid"]) or _pid_reused(info)', 'return not pid_alive(info["pid"]) or _pid_reused(info) or info["age"] > max_age'),
+ ("identity-compares-shared-keys-only", "resnet_nb/checkpoints.py", "for k in sorted(set(theirs) | set(ours)):", "for k in sorted(set(theirs) & set(ours)):"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
 ]
 

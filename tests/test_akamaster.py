@@ -62,6 +62,7 @@ def test_published_errors_of_the_shared_copy() -> None:
     assert sorted(checkpoints(DEFAULT_DIR)) == [20, 32, 44, 56]
 
 
+@pytest.mark.slow
 def test_record_is_the_accuracy_under_imagenet_normalisation(fake_dir: Path, tiny_data) -> None:
     record = evaluate_checkpoint(fake_dir, 8, tiny_data)
     model, _ = load_akamaster(fake_dir / "resnet8-0123abcd.th", 8)

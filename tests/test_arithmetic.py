@@ -137,6 +137,7 @@ def test_fit_report_recipe_equals_the_hand_written_adam_loop(tiny_data: Cifar10)
     assert reference[1]["train_loss"] < reference[0]["train_loss"]  # it learned: the comparison is not vacuous
 
 
+@pytest.mark.slow
 def test_fit_paper_recipe_equals_hand_written_sgd_with_schedule_warmup_and_he_init(tiny_data: Cifar10) -> None:
     # batch 128 on 200 images: 2 steps per epoch; 8 iterations = 4 epochs, lr drops after iterations 4 and 6,
     # and a warm-up at 0.01 for the first 2 iterations (applied to depth 8 by lowering its minimum depth)

@@ -78,6 +78,7 @@ def _clone_working_tree(dest: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is needed to emulate the Colab cell's clone")
+@pytest.mark.slow
 def test_colab_cell_installs_into_an_environment_with_torch_and_data_comes_from_torchvision(tmp_path: Path) -> None:
     """As on Colab: torch (and pandas, plotly, ipywidgets) are already there; the cell clones and pip-installs.
 

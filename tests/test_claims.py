@@ -56,6 +56,7 @@ STEM = "ResNet-18 with a CIFAR stem − ResNet-20 (A)"
 ACC28 = "accuracy improvement, mean over depths (stated about 28 %)"
 
 
+@pytest.mark.slow
 def test_ledger_verdicts_and_categories_on_clear_synthetic_records() -> None:
     f = by_scope(claims.ledger(grid_frame()))
     assert f[TV].verdict == "reproduced" and f[TV].category == "report claim"
@@ -72,6 +73,7 @@ def test_ledger_verdicts_and_categories_on_clear_synthetic_records() -> None:
     assert (untested.verdict, untested.reason, untested.category) == ("not tested", "no records", "not yet tested")
 
 
+@pytest.mark.slow
 def test_paper_rows_judge_shortened_runs_and_hold_only_full_length_ones_against_table6() -> None:
     import pandas as pd
 
@@ -115,6 +117,7 @@ def test_depth_is_tested_at_every_step_and_a_claim_true_at_one_step_is_partly_re
     assert claims.claim_verdict([dataclasses.replace(lines[0], verdict="not tested")]) == ("not tested", "no records")
 
 
+@pytest.mark.slow
 def test_one_test_one_count() -> None:
     df = grid_frame(rng_seed=4)
     findings = claims.ledger(df)
@@ -151,6 +154,7 @@ def test_counts_keep_categories_apart_and_add_up() -> None:
     assert "* **paper claims**: 1 tested: 1 reproduced." in text
 
 
+@pytest.mark.slow
 def test_stated_figures_are_judged_under_every_reading_and_not_matched_when_none_fits() -> None:
     f = by_scope(claims.ledger(grid_frame()))
     acc = f[ACC28]
@@ -174,6 +178,7 @@ def test_stated_figures_are_judged_under_every_reading_and_not_matched_when_none
     assert claims.value_over_readings([no, open_], rule) == ("inconclusive", "28 ± 1.5 is not ruled out under: pts")
 
 
+@pytest.mark.slow
 def test_ledger_numbers_match_a_direct_computation() -> None:
     df = grid_frame(rng_seed=4)
     f = by_scope(claims.ledger(df))
@@ -201,6 +206,7 @@ def test_ledger_numbers_match_a_direct_computation() -> None:
     assert by_name["test error, % removed"] == pytest.approx(error)
 
 
+@pytest.mark.slow
 def test_ten_epochs_reads_the_end_of_each_curve() -> None:
     df = grid_frame()
     f = by_scope(claims.ledger(df))
@@ -224,6 +230,7 @@ def test_one_seed_is_inconclusive_and_no_records_is_not_tested() -> None:
     assert all(x.estimate_text() == "no records" and x.category == "not yet tested" for x in empty)
 
 
+@pytest.mark.slow
 def test_ledger_table_has_no_missing_values_and_chapter_text() -> None:
     findings = claims.ledger(grid_frame())
     table = claims.ledger_table(findings)
@@ -411,6 +418,7 @@ def test_seed_settings_holds_the_seed_fixed_across_devices_and_precisions() -> N
     assert claims.seed_settings(frames, "resnet20-A", 0) is None
 
 
+@pytest.mark.slow
 def test_ledger_markdown_quotes_each_claim_once_and_shows_categories_apart() -> None:
     findings = claims.ledger(grid_frame())
     text = claims.ledger_markdown(findings)
@@ -431,3 +439,36 @@ def test_rank_sentence_and_run_table() -> None:
     table = claims.run_table(df, "plain20")
     assert list(table.index) == [0, 1] and list(table["test accuracy (%)"]) == [60.0, 62.0]
     assert list(table["device"]) == ["Test GPU", "Test GPU"]
+
+
+def test_derived_relative_figures_match_their_definitions() -> None:
+    """Every derived figure of the ledger from its definition, on seed means: relative improvement of
+    accuracy 100 (R − P) / P and of loss 100 (P − R) / P, loss in hundredths 100 (P − R), accuracy in points,
+    the error removed 100 (R − P) / (100 − P) (R, P in %), and the deep-vs-shallow loss reduction 100 (shallow − deep) / shallow (for
+    accuracy 100 (deep − shallow) / shallow)."""
+    df = grid_frame(rng_seed=7, seeds=4, noise=1.0)
+    last = df[df["epoch"] == 2]
+    acc = last.groupby("model")["test_acc"].mean()
+    loss = last.groupby("model")["test_loss"].mean()
+    depths = claims.REPORT_DEPTHS
+
+    def mean_over_depths(f) -> float:  # noqa: ANN001
+        return float(np.mean([f(f"resnet{d}-A", f"plain{d}") for d in depths]))
+
+    expected = {
+        ("test_acc", "relative"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p]) / acc[p]),
+        ("test_loss", "relative"): mean_over_depths(lambda r, p: 100 * (loss[p] - loss[r]) / loss[p]),
+        ("test_loss", "points"): mean_over_depths(lambda r, p: 100 * (loss[p] - loss[r])),
+        ("test_acc", "points"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p])),  # accuracies in points
+        ("test_acc", "error"): mean_over_depths(lambda r, p: 100 * (acc[r] - acc[p]) / (1 - acc[p])),
+    }
+    for (metric, quantity), value in expected.items():
+        got = claims.improvement_pct(df, metric, n_boot=50, quantity=quantity)
+        assert got.estimate == pytest.approx(value), (metric, quantity)
+        assert got.n == (4,) * 2 * len(depths)
+    deep, shallow = "plain56", "plain20"
+    got = claims.loss_reduction_pct(df, deep, shallow, n_boot=50)
+    assert got.estimate == pytest.approx(100 * (loss[shallow] - loss[deep]) / loss[shallow]) and got.estimate < 0
+    got = claims.loss_reduction_pct(df, deep, shallow, n_boot=50, metric="test_acc")
+    assert got.estimate == pytest.approx(100 * (acc[deep] - acc[shallow]) / acc[shallow]) and got.estimate < 0
+    assert claims.loss_reduction_pct(df, "resnet20-A", "plain20", n_boot=50).estimate > 0

@@ -33,6 +33,7 @@ def one_error_line(stderr: str) -> str:
 # ---------------------------------------------------------------- in a subprocess
 
 
+@pytest.mark.slow
 def test_models_subprocess() -> None:
     p = cli("models")
     assert p.returncode == 0, p.stderr
@@ -44,6 +45,7 @@ def test_models_subprocess() -> None:
     assert lines["tv-resnet18-imagenet"][-2:] == ["11,181,642", "18"]
 
 
+@pytest.mark.slow
 def test_bad_depth_subprocess(tmp_path: Path) -> None:
     p = cli("train", "--model", "resnet", "--depth", "21", "--shortcut", "A", "--out", str(tmp_path / "x.json"))
     assert p.returncode == 2
@@ -52,6 +54,7 @@ def test_bad_depth_subprocess(tmp_path: Path) -> None:
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_missing_data_subprocess(tmp_path: Path) -> None:
     p = cli("data", env={"RESNET_NB_DATA": "/nonexistent"})
     assert p.returncode == 2
@@ -83,6 +86,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture) -> 
     assert "error:" in line and "see --help" in line
 
 
+@pytest.mark.slow
 def test_shard_error_subprocess() -> None:
     p = cli("grid", "run", "report", "--shard", "5/3")
     assert p.returncode == 2
@@ -149,6 +153,7 @@ def test_train_bad_epochs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     assert "--epochs: must be from 1 to 1000, got 0" in one_error_line(capsys.readouterr().err)
 
 
+@pytest.mark.slow
 def test_grid_list(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["grid", "list", "report", "--results", str(tmp_path), "--device", "cpu"]) == 0
     out = capsys.readouterr().out.splitlines()
@@ -167,6 +172,7 @@ def test_grid_list_shard_and_only(tmp_path: Path, capsys: pytest.CaptureFixture)
     assert all(line.startswith("plain") for line in lines[1:-1])
 
 
+@pytest.mark.slow
 def test_grid_list_reports_a_corrupt_record_and_goes_on(tmp_path: Path) -> None:
     bad = tmp_path / "report" / "resnet20-A_report_s0.json"
     bad.parent.mkdir(parents=True)
@@ -188,6 +194,7 @@ def test_grid_list_reports_a_corrupt_record_and_goes_on(tmp_path: Path) -> None:
     assert p.returncode == 0 and p.stdout == "", p.stdout
 
 
+@pytest.mark.slow
 def test_grid_run_warns_once_about_a_corrupt_record_and_leaves_it(tmp_path: Path) -> None:
     # the run's record is invalid: not pending (never overwritten), named once on stderr, data never loaded
     bad = tmp_path / "report" / "resnet20-A_report_s0.json"
@@ -220,6 +227,7 @@ def test_grid_run_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert "0 run(s) to do" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_grid_list_and_run_skip_runs_a_report_record_stands_in_for(tmp_path: Path,
                                                                    capsys: pytest.CaptureFixture) -> None:
     import torch
@@ -319,6 +327,7 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(argv, says, tmp_path: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker"]
 
 
+@pytest.mark.slow
 def test_read_only_checkpoint_folder_is_refused_before_training(tmp_path: Path, tiny_zip: Path) -> None:
     point = tmp_path / "ro"
     point.mkdir()
@@ -334,6 +343,7 @@ def test_read_only_checkpoint_folder_is_refused_before_training(tmp_path: Path, 
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_bad_data_layout_via_the_cli(tiny_image_root: dict[str, Path], tmp_path: Path) -> None:
     import shutil
 
@@ -346,6 +356,7 @@ def test_bad_data_layout_via_the_cli(tiny_image_root: dict[str, Path], tmp_path:
     assert not cache.exists() or not list(cache.iterdir())  # nothing left behind
 
 
+@pytest.mark.slow
 def test_disk_full_during_training_keeps_the_last_checkpoint(tmp_path: Path, tiny_zip: Path) -> None:
     """A real tmpfs that holds one checkpoint (~0.95 MB) but not a second one beside it (atomic replace)."""
     point = tmp_path / "small"
@@ -388,6 +399,7 @@ def _wait(path: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_second_train_on_the_same_out_refuses_and_sigterm_stops_the_first(tmp_path: Path, tiny_zip: Path) -> None:
     import signal
 
@@ -416,6 +428,7 @@ def test_second_train_on_the_same_out_refuses_and_sigterm_stops_the_first(tmp_pa
     assert len(read_checkpoint_history(ckpt)) >= 1  # resumable
 
 
+@pytest.mark.slow
 def test_grid_run_skips_a_run_held_by_another_process(tmp_path: Path, tiny_zip: Path) -> None:
     import socket
 
@@ -442,6 +455,7 @@ def test_grid_run_skips_a_run_held_by_another_process(tmp_path: Path, tiny_zip: 
         ["resnet20-A_report_e1_fp32_s0", "running"], ["resnet20-A_report_e1_bf16_s0", "done"]]
 
 
+@pytest.mark.slow
 def test_two_grid_runs_at_once_share_the_work(tmp_path: Path, tiny_zip: Path) -> None:
     results, ck = tmp_path / "results", tmp_path / "ck"
     env = os.environ | {"OMP_NUM_THREADS": "1", "RESNET_NB_CACHE": str(tmp_path / "cache")}

@@ -497,6 +497,7 @@ print(load_cifar10(sys.argv[1], cache=Path(sys.argv[2]), progress=False).checksu
 """
 
 
+@pytest.mark.slow
 def test_concurrent_cold_cache_builds_do_not_collide(tiny_zip: Path, tiny_data, tmp_path: Path) -> None:
     import os
     import subprocess

@@ -281,6 +281,7 @@ except LockedError:
 """
 
 
+@pytest.mark.slow
 def test_processes_racing_for_one_lock_get_exactly_one_winner(tmp_path: Path) -> None:
     target, go = tmp_path / "run.json", tmp_path / "go"
     # a stale lock of a dead process too: every racer tries to break it at the same time
@@ -310,3 +311,40 @@ def test_a_breaker_never_removes_a_lock_other_than_the_stale_one_it_saw(tmp_path
     assert json.loads(lock_path(target).read_text())["token"] == a.token
     assert sorted(p.name for p in tmp_path.iterdir()) == [lock_path(target).name]  # breaker released
     a.release()
+
+
+def test_release_never_removes_a_lock_that_another_process_now_holds(tmp_path: Path) -> None:
+    """A lock taken over (judged stale while we were away) is the new holder's: our release leaves it."""
+    target = tmp_path / "run.json"
+    lock = claim(target)
+    theirs = {"pid": 1, "host": socket.gethostname(), "token": "their-token", "started": "now"}
+    lock_path(target).write_text(json.dumps(theirs))
+    lock.release()
+    assert json.loads(lock_path(target).read_text()) == theirs
+    lock_path(target).unlink()
+    lock = claim(target)
+    lock.release()  # our own lock: removed
+    assert not lock_path(target).exists()
+    lock.release()  # twice: nothing to remove, no error
+
+
+def test_another_hosts_lock_is_judged_by_its_heartbeat_never_by_a_local_pid(tmp_path: Path) -> None:
+    """A pid means nothing on another host: a fresh lock of another host holds even when no process here has
+    its pid, and a live local process's lock holds however old its heartbeat."""
+    target = tmp_path / "run.json"
+    dead = next(p for p in range(PID_MAX_TEST, 1000, -1) if not pid_alive(p))
+    lock_path(target).write_text(json.dumps({"pid": dead, "host": "elsewhere", "token": "t", "started": "then"}))
+    with pytest.raises(LockedError, match=f"pid {dead} on elsewhere"):
+        claim(target, max_age=3600)
+    assert lock_holder(target, max_age=3600)["host"] == "elsewhere"
+    lock_path(target).unlink()
+    mine = claim(target, max_age=3600)
+    old = time.time() - 7200
+    os.utime(mine.path, (old, old))  # a live process of this host, no heartbeat for two hours
+    with pytest.raises(LockedError, match=f"pid {os.getpid()}"):
+        claim(target, max_age=3600)
+    assert lock_holder(target, max_age=3600)["pid"] == os.getpid()
+    mine.release()
+
+
+PID_MAX_TEST = 4_000_000  # below files.PID_MAX: a pid no process here has

@@ -113,6 +113,7 @@ def _killed_after(epochs: int, run: RunConfig, data, kw: dict) -> Path:
     return ckpt
 
 
+@pytest.mark.slow
 def test_killed_run_resumes(tiny_data, tmp_path: Path) -> None:
     run = RunConfig(grid="t", model="resnet8-A", recipe="report", seed=0, epochs=2, train_size=100)
     kw = run_kw(tmp_path)

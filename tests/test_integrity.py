@@ -170,6 +170,7 @@ fit(ModelSpec("resnet", 8, "A"), get_recipe("report", epochs=3, batch_size=16), 
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+@pytest.mark.slow
 def test_a_signal_during_a_checkpoint_write_resumes_bit_exact(tiny_data, tiny_zip, baseline, tmp_path: Path,
                                                               sig: int) -> None:
     ckpt, flag = tmp_path / "ck" / "run.pt", tmp_path / "flag"
@@ -340,3 +341,25 @@ def test_grid_run_refuses_bad_runs_in_one_line_each_and_goes_on(tiny_zip, tmp_pa
     assert err.strip() == ("error: 2 run(s) refused: resnet8-A_report_e1_s0, resnet8-A_boom_s0 (see above)")
     assert sorted(p.name for p in (results / "precision").iterdir()) == ["resnet8-A_report_e1_s1.json"]
     assert old.exists()  # left for the user to delete, as the line says
+
+
+@pytest.mark.parametrize("side", ["checkpoint", "this run"])
+def test_an_identity_key_missing_on_one_side_is_a_difference(tmp_path: Path, side: str) -> None:
+    """A checkpoint whose identity lacks a key this run has (or has one this run lacks) is another run's:
+    the key counts as None on the side without it, at the top level and inside the recipe."""
+    from resnet_nb.checkpoints import CHECKPOINT_FORMAT, _differences, load_for_resume, save_checkpoint
+
+    full = {"model": "resnet8-A", "recipe": {"lr": 0.1, "batch_size": 32}, "seed": 0, "channels_last": True}
+    short = {"model": "resnet8-A", "recipe": {"lr": 0.1}, "seed": 0}
+    theirs, ours = (short, full) if side == "checkpoint" else (full, short)
+    diffs = _differences(theirs, ours)
+    if side == "checkpoint":
+        assert diffs == ["channels_last: checkpoint None, this run True", "recipe.batch_size: checkpoint None, this run 32"]
+    else:
+        assert diffs == ["channels_last: checkpoint True, this run None", "recipe.batch_size: checkpoint 32, this run None"]
+    assert _differences(full, dict(full)) == []
+    ckpt = tmp_path / "run.pt"
+    save_checkpoint(ckpt, {"format": CHECKPOINT_FORMAT, "identity": theirs, "epoch": 1})
+    with pytest.raises(CheckpointMismatch, match="channels_last: checkpoint"):
+        load_for_resume(ckpt, ours, torch.device("cpu"))
+    assert load_for_resume(ckpt, dict(theirs), torch.device("cpu"))["epoch"] == 1

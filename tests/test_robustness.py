@@ -95,6 +95,7 @@ def test_holm_levels() -> None:
     assert reading.level("a") == pytest.approx(1 - 0.05 / 3) and reading.level("zzz") == 0.95
 
 
+@pytest.mark.slow
 def test_a_verdict_that_rests_on_the_final_epoch_is_fragile() -> None:
     df = grid_frame(seeds=5)  # epochs 1 and 2; ResNet-20 ~80 % beats torchvision's ~76 % at the last epoch
     early = (df["model"] == "tv-resnet18-imagenet") & (df["epoch"] == 1)
@@ -119,6 +120,7 @@ def test_a_verdict_that_rests_on_the_final_epoch_is_fragile() -> None:
     assert counts["robust"] + counts["fragile"] == len(table) and counts["fragile"] >= 1
 
 
+@pytest.mark.slow
 def test_holm_reading_widens_each_interval_to_its_rank() -> None:
     df = grid_frame(seeds=5)
     planned = claims.ledger(df, n_boot=200)
@@ -164,6 +166,7 @@ def test_fact_counts_and_sentence() -> None:
     assert len(facts.fact_table()) == len(facts.FACT_CHECKS)
 
 
+@pytest.mark.slow
 def test_forest_figure_draws_every_tested_line_once() -> None:
     marked, _ = robustness.robust_ledger(grid_frame(seeds=5), n_boot=200)
     fig = forest.forest_figure(marked)

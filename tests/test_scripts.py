@@ -80,6 +80,7 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@pytest.mark.slow
 def test_workers_that_ignore_sigterm_are_killed_by_the_deadline(fake_python: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     t0 = time.monotonic()
@@ -95,6 +96,7 @@ def test_workers_that_ignore_sigterm_are_killed_by_the_deadline(fake_python: Pat
     assert len(pids) == 2 and not any(_alive(p) for p in pids)  # no worker outlives the lease
 
 
+@pytest.mark.slow
 def test_workers_get_sigterm_first_and_can_stop_cleanly(fake_python: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = run_grid(fake_python, out, budget=7, min_left=4, FAKE_MODE="handle-term")

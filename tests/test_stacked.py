@@ -80,6 +80,7 @@ def paper_stacked(tiny_data):
         return fit_stacked(SPEC, paper_like(), tiny_data, SEEDS, device="cpu", precision="fp32", progress=False)
 
 
+@pytest.mark.slow
 def test_stacked_equals_separate_runs_paper_recipe(paper_stacked, paper_separate) -> None:
     assert paper_stacked[0].model.conv1.weight.dtype == torch.float64
     assert paper_stacked[0].history[-1]["lr"] == pytest.approx(1e-3)  # both lr drops happened
@@ -90,6 +91,7 @@ def test_stacked_equals_separate_runs_paper_recipe(paper_stacked, paper_separate
     assert paper_stacked[0].setup["seed_parallel"] == 3 and paper_stacked[0].setup["seed_group"] == [0, 1, 2]
 
 
+@pytest.mark.slow
 def test_stacked_equals_separate_runs_adam(tiny_data, float64) -> None:
     recipe = get_recipe("report", epochs=1, batch_size=32)
     got = fit_stacked(SPEC, recipe, tiny_data, (3, 4), device="cpu", precision="fp32", progress=False)
@@ -105,6 +107,7 @@ def test_stacked_equals_separate_runs_in_fp32(tiny_data) -> None:
     assert_same_training(got, separate(tiny_data, recipe), atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_a_shared_data_order_is_caught(tiny_data, paper_separate, monkeypatch: pytest.MonkeyPatch, float64) -> None:
     """A planted fault: every seed's loader seeded like seed 0. The equivalence check must fail."""
     real = stacked_mod.DeviceLoader
@@ -146,6 +149,7 @@ def test_initial_weights_are_each_seeds_own(tiny_data) -> None:
             assert torch.equal(net.state_of(k)[name], tensor)
 
 
+@pytest.mark.slow
 def test_stacked_resume_is_bit_exact(tiny_data, paper_stacked, tmp_path: Path, float64) -> None:
     ckpt = tmp_path / "group.pt"
     kw = {"device": "cpu", "precision": "fp32", "progress": False, "checkpoint": ckpt}
@@ -164,8 +168,12 @@ def test_stacked_resume_is_bit_exact(tiny_data, paper_stacked, tmp_path: Path, f
             assert torch.equal(x, y)
     with pytest.raises(ValueError, match="belongs to another run"):
         fit_stacked(SPEC, paper_like(), tiny_data, (0, 1), **kw)
+    # which seeds, not only how many: a group of as many other seeds is another group
+    with pytest.raises(ValueError, match=r"seeds: checkpoint \[0, 1, 2\], this run \[0, 1, 3\]"):
+        fit_stacked(SPEC, paper_like(), tiny_data, (0, 1, 3), **kw)
 
 
+@pytest.mark.slow
 def test_bf16_mixed_precision_trains(tiny_data) -> None:
     got = fit_stacked(SPEC, get_recipe("report", epochs=1, batch_size=50), tiny_data, (0, 1), device="cpu",
                       precision="bf16", progress=False)
@@ -234,6 +242,7 @@ def test_stacked_equals_separate_runs_on_cuda(tiny_data, monkeypatch: pytest.Mon
     assert_same_training(got, ref, atol=1e-4, rtol=1e-3)
 
 
+@pytest.mark.slow
 def test_grid_cli_groups_seeds(tiny_zip: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from resnet_nb.__main__ import main
 
@@ -266,6 +275,7 @@ def test_grid_cli_refuses_seed_parallel_with(extra, tmp_path: Path, capsys: pyte
     assert len(capsys.readouterr().out.split()) == 29
 
 
+@pytest.mark.slow
 def test_bench_seed_parallel_variant(tiny_data, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from resnet_nb.bench import format_table, run_benchmark
 

@@ -171,3 +171,37 @@ def test_value_verdict() -> None:
 ])
 def test_equivalence_verdict(lo: float, hi: float, verdict: str) -> None:
     assert stats.equivalence_verdict(cmp(lo, hi), 1.0)[0] == verdict
+
+
+@pytest.mark.parametrize("sizes", [(5, 2), (2, 5), (3, 2), (2, 3)])
+def test_too_few_seeds_in_either_arm_is_inconclusive_whatever_the_other_has(sizes: tuple[int, int]) -> None:
+    """The seed-count rule reads the smaller arm: five seeds against two is still two."""
+    clear = Comparison(1.0, 0.5, 1.5, sizes, "Welch t", 0.01)
+    for verdict, why in (stats.direction_verdict(clear), stats.equivalence_verdict(clear, 5.0),
+                         stats.value_verdict(clear, 1.0, 0.2)):
+        assert verdict == "inconclusive" and why == f"n = {sizes[0]}/{sizes[1]} seed(s), fewer than 3", why
+    enough = Comparison(1.0, 0.5, 1.5, tuple(max(3, n) for n in sizes), "Welch t", 0.01)
+    assert stats.direction_verdict(enough)[0] == "reproduced"
+    assert stats.equivalence_verdict(enough, 5.0)[0] == "reproduced"
+    assert stats.value_verdict(enough, 1.0, 0.2)[0] == "reproduced"
+
+
+def test_unequal_arms_keep_their_own_sizes_and_degrees_of_freedom() -> None:
+    """Welch with 5 seeds against 3: the sizes are (5, 3) in that order, the dof Welch–Satterthwaite's."""
+    x, y = [1.0, 2.0, 3.0, 4.0, 5.0], [2.0, 4.0, 9.0]
+    cmp = stats.welch_t(x, y)
+    assert cmp.n == (5, 3)
+    va, vb = np.var(x, ddof=1) / 5, np.var(y, ddof=1) / 3
+    dof = (va + vb) ** 2 / (va**2 / 4 + vb**2 / 2)
+    half = sps.t.ppf(0.975, dof) * math.sqrt(va + vb)
+    assert cmp.estimate == pytest.approx(3.0 - 5.0) and cmp.hi - cmp.estimate == pytest.approx(half)
+    derived = stats.derived_interval({"a": x, "b": y}, lambda s: float(s["a"].mean() - s["b"].mean()), n_boot=200)
+    assert derived.n == (5, 3) and derived.lo <= cmp.lo + 1e-9 and derived.hi >= cmp.hi - 1e-9
+
+
+@pytest.mark.parametrize(("resnet", "plain", "lower", "expected"),
+                         [(0.9, 0.8, False, 12.5), (0.8, 0.9, False, -100 / 9), (0.5, 1.0, True, 50.0),
+                          (1.5, 1.0, True, -50.0)])
+def test_improvement_pct_is_relative_to_the_plain_net(resnet: float, plain: float, lower: bool,
+                                                      expected: float) -> None:
+    assert stats.improvement_pct(resnet, plain, lower_is_better=lower) == pytest.approx(expected)

@@ -13,13 +13,27 @@ PACKAGE = Path(__file__).resolve().parent.parent / "resnet_nb"
 BOOK = PACKAGE.parent / "book"
 
 
+def runtime_nodes(tree: ast.AST) -> list[ast.AST]:
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:`` (imports for annotations only)."""
+    nodes: list[ast.AST] = []
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        nodes.append(node)
+        if isinstance(node, ast.If) and ast.unparse(node.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING"):
+            todo += node.orelse
+            continue
+        todo += ast.iter_child_nodes(node)
+    return nodes
+
+
 def package_imports(folder: Path = PACKAGE) -> dict[str, set[str]]:
     """module -> the package modules it imports, anywhere in its body (``from .x import``, ``from . import x``)."""
     modules = {p.stem for p in folder.glob("*.py")}
     graph: dict[str, set[str]] = {}
     for path in folder.glob("*.py"):
         deps: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in runtime_nodes(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.level == 1:
                 deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{folder.name}."):
@@ -61,6 +75,8 @@ def test_package_imports_are_read_from_function_bodies_too(tmp_path: Path) -> No
     (pkg / "b.py").write_text("from . import a\nimport resnet_nb.c\nfrom resnet_nb.c import x\n")
     (pkg / "c.py").write_text("")
     assert package_imports(pkg) == {"a": {"b"}, "b": {"a", "c"}, "c": set()}
+    (pkg / "c.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .a import f\nelse:\n    from .b import g\n")
+    assert package_imports(pkg)["c"] == {"b"}  # an import for annotations only is not a dependency
 
 
 def test_no_import_cycle_in_the_package() -> None:
@@ -114,3 +130,72 @@ def test_every_planted_bug_still_has_its_target() -> None:
     for name, path, old, new in module.MUTANTS:
         assert old != new, name
         assert (PACKAGE.parent / path).read_text().count(old) == 1, f"{name}: its pattern is not in {path} once"
+
+
+# The two halves (README, "Architecture"): the evidence half reads records (JSON) by the vocabulary's names and
+# must load where no torch is installed; the training half makes the records. The vocabulary is the bottom.
+VOCABULARY = "vocab"
+EVIDENCE = ("records", "stats", "readings", "claims", "robustness", "forest", "facts", "coverage", "plots", "tables")
+TRAINING = ("models", "data", "train", "stacked", "checkpoints", "grids", "estimate", "provenance", "bench",
+            "akamaster", "analysis", "paper", "live", "widgets", "__main__")
+
+
+def third_party_imports(source: str) -> set[str]:
+    """Top-level names of the absolute imports a module makes at run time."""
+    nodes = runtime_nodes(ast.parse(source))
+    names = {a.name.split(".")[0] for n in nodes if isinstance(n, ast.Import) for a in n.names}
+    return names | {n.module.split(".")[0] for n in nodes if isinstance(n, ast.ImportFrom) and n.level == 0 and n.module}
+
+
+def test_the_vocabulary_is_the_bottom_and_the_evidence_half_stands_on_it_alone() -> None:
+    graph = package_imports()
+    assert set(EVIDENCE) | set(TRAINING) | {VOCABULARY} <= set(graph)
+    assert graph[VOCABULARY] == set(), "the vocabulary imports nothing of the package"
+    for module in EVIDENCE:
+        assert graph[module] <= set(EVIDENCE) | {VOCABULARY}, \
+            f"{module} (evidence half) imports {sorted(graph[module] - set(EVIDENCE) - {VOCABULARY})}"
+    for module in (VOCABULARY, *EVIDENCE):
+        assert not third_party_imports((PACKAGE / f"{module}.py").read_text()) & {"torch", "torchvision"}, module
+    assert third_party_imports("import torch.nn\nfrom torchvision import models\n") == {"torch", "torchvision"}
+
+
+NO_TORCH = '''
+import sys
+
+class NoTorch:
+    """An environment without torch: importing it fails as it would where it is not installed."""
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision"):
+            raise ModuleNotFoundError(f"No module named {name!r} (blocked: the evidence half must not need it)")
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+'''
+
+
+def test_the_evidence_half_loads_and_reads_records_without_torch(tmp_path: Path) -> None:
+    """Import every evidence module with torch blocked, read the committed records, judge and draw from them;
+    and check that the block bites (the training half does not import)."""
+    import os
+    import subprocess
+    import sys
+
+    script = NO_TORCH + f"""
+import importlib
+for name in {(VOCABULARY, *EVIDENCE)!r}:
+    importlib.import_module("resnet_nb." + name)
+from resnet_nb import claims, plots, records, vocab
+df = records.load_results("paper8k")
+assert len(df) and {{"iteration", "lr_drops"}} <= set(df.columns)
+plots.paper_error_curves(df)
+claims.ledger(records.load_results("report"), n_boot=200)
+assert vocab.grid_runs("paper8k")[0].run_id == "resnet20-A_paper_it8000_s0"
+assert "torch" not in sys.modules
+try:
+    import resnet_nb.train
+except ModuleNotFoundError:
+    print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]

@@ -142,6 +142,7 @@ def test_cpu_has_bf16_reads_cpuinfo(monkeypatch: pytest.MonkeyPatch) -> None:
 # ---------------------------------------------------------------- fit
 
 
+@pytest.mark.slow
 def test_fit_learns(baseline) -> None:
     h = baseline.history
     assert [row["epoch"] for row in h] == [1, 2, 3]

@@ -74,6 +74,7 @@ def _tiny_run(epochs: int = 1) -> RunConfig:
     return RunConfig("t", SPEC.key, "report", 0, epochs=epochs, train_size=100)
 
 
+@pytest.mark.slow
 def test_fit_and_group_checkpoints_written_today_load_weights_only(tiny_data, tmp_path: Path) -> None:
     """Every state the trainers save (optimizer state, rng tensor, segments with torch's version) loads
     without trust, and resumes: what background runs left on disk stays resumable."""
@@ -123,6 +124,7 @@ def test_a_crafted_checkpoint_is_refused_and_runs_nothing(tiny_data, tmp_path: P
     assert not marker.exists() and ckpt.exists()
 
 
+@pytest.mark.slow
 def test_grid_commands_reach_a_crafted_checkpoint_without_running_it(tiny_zip: Path, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     ck = tmp_path / "ck"
@@ -193,6 +195,7 @@ def test_malformed_and_hostile_json_is_skipped_with_its_name(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("name", ["not-utf8.json", "deep.json"])
+@pytest.mark.slow
 def test_a_bad_file_in_another_grid_stops_no_command(name: str, tmp_path: Path) -> None:
     results = tmp_path / "res"
     (results / "elsewhere").mkdir(parents=True)
@@ -433,6 +436,7 @@ def test_release_of_a_lock_replaced_by_garbage_keeps_it(tmp_path: Path) -> None:
     assert lock_path(target).read_text() == "[1, 2]"
 
 
+@pytest.mark.slow
 def test_grid_list_with_broken_locks_prints_no_traceback(tmp_path: Path) -> None:
     results = tmp_path / "res"
     run = RunConfig("precision", "resnet20-A", "report", 0, epochs=1, precision="fp32")
@@ -452,6 +456,7 @@ def _group(seeds: tuple[int, ...] = (0, 1), epochs: int = 1) -> list[RunConfig]:
     return [RunConfig("precision", SPEC.key, "report", s, epochs=epochs, train_size=100) for s in seeds]
 
 
+@pytest.mark.slow
 def test_a_kill_between_the_group_record_writes_loses_nothing(tiny_data, tiny_zip: Path, tmp_path: Path) -> None:
     """The state a kill between the K record writes leaves (the finished group checkpoint, seed 0's record,
     no record of seed 1) is resumed, with another --seed-parallel, by writing seed 1's record from the
@@ -486,6 +491,7 @@ def test_a_kill_between_the_group_record_writes_loses_nothing(tiny_data, tiny_zi
     assert not ckpt.exists() and not list(ck.rglob("*.pt"))
 
 
+@pytest.mark.slow
 def test_a_group_killed_mid_training_resumes_with_its_seeds_whatever_k(tiny_data, tmp_path: Path) -> None:
     runs = _group((0, 1, 2), epochs=2)
     results, ck = tmp_path / "res", tmp_path / "ck"
@@ -613,6 +619,7 @@ def test_huge_seeds_in_a_grid_are_refused_at_parsing(capsys: pytest.CaptureFixtu
         RunConfig("g", "resnet20-A", "report", 2**40)
 
 
+@pytest.mark.slow
 def test_bench_json_into_an_impossible_path_fails_first(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
@@ -634,6 +641,7 @@ def _as_nobody() -> list[str]:
 
 
 @pytest.mark.parametrize("kind", ["zip", "folder", "class-folder"])
+@pytest.mark.slow
 def test_an_unreadable_source_says_unreadable(kind: str, tiny_image_root, request: pytest.FixtureRequest) -> None:
     prefix = _as_nobody()
     base = Path(tempfile.mkdtemp(prefix="resnet-nb-unreadable-"))  # pytest's own tmp folders are root-only
