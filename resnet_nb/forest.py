@@ -25,7 +25,7 @@ from .plots import _layout, empty_figure
 
 VERDICT_COLOURS = {"reproduced": "#1a9850", "contradicted": "#d73027", "not matched": "#7b3294",
                    "inconclusive": "#6f6f6f"}
-PANELS = (("pt", "accuracy differences (points)"), ("%", "stated figures, as the report computes them (%)"),
+PANELS = (("pt", "accuracy differences (points)"), ("%", "figures the report states (%)"),
           ("nats", "loss differences (nats)"))
 ROW_PX = 46  # per line: its label above, its interval below
 LABEL_CHARS = 46  # a label longer than this wraps (a 390 px phone holds about 54 characters of 11 px text)
