@@ -93,11 +93,15 @@ def degradation_verdict(df: pd.DataFrame, grid: str) -> str:
             f"(n = {f.n_text()}; {f.test_text()}) → degradation **{f.verdict}** ({f.reason}).")
 
 
+def balanced_test_indices(data: Cifar10, n: int) -> torch.Tensor:
+    """The first ``n // 10`` test images of every class in turn: the batch both Figure 7 normalisations use."""
+    per_class = max(1, n // 10)
+    return torch.cat([torch.nonzero(data.test_y == c).flatten()[:per_class] for c in range(10)])
+
+
 def imagenet_normalised(data: Cifar10, n: int = 500) -> torch.Tensor:
     """The first ``n`` test images of every class in turn (a balanced batch), normalised as akamaster trained."""
-    per_class = max(1, n // 10)
-    idx = torch.cat([torch.nonzero(data.test_y == c).flatten()[:per_class] for c in range(10)])
-    x = data.test_x[idx].float() / 255
+    x = data.test_x[balanced_test_indices(data, n)].float() / 255
     return (x - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
 
@@ -326,10 +330,8 @@ def normalised_as_trained(data: Cifar10, n: int = 500) -> torch.Tensor:
     the full training set, ``train.make_loaders``)."""
     from .data import channel_stats
 
-    per_class = max(1, n // 10)
-    idx = torch.cat([torch.nonzero(data.test_y == c).flatten()[:per_class] for c in range(10)])
     mean, std = channel_stats(data.train_x)
-    x = data.test_x[idx].float() / 255
+    x = data.test_x[balanced_test_indices(data, n)].float() / 255
     return (x - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1)
 
 
