@@ -32,17 +32,12 @@ import re  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from .checkpoints import CheckpointMismatch
-from .data import DataError, load_cifar10
-from .estimate import estimate_seconds, estimate_text, probe_seconds_left, run_precision
-from .files import LockedError, check_writable, describe, lock_holder
-from .grids import (GRIDS, STAND_INS, checkpoint_path, grid_runs, group_checkpoints, parse_shard, pending, run_one,
-                    run_states, shard)
-from .models import ModelSpec, model_table
-from .provenance import device_name
-from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path
-from .stacked import plan_groups, resolve_seed_parallel, run_group
-from .train import RECIPES, DivergedError, resolve_cuda_graph, resolve_device, resolve_precision
+# Only the torch-free vocabulary at load time: `models` and --help answer without importing torch; each
+# command imports the training half it needs (the device, data, runner) when it runs.
+from .files import LockedError, check_writable, describe, lock_holder  # noqa: E402
+from .records import MAX_SEED, RESULTS_DIR, RecordError, RunConfig, record_path  # noqa: E402
+from .vocab import (BENCH_VARIANTS, GRIDS, RECIPES, STAND_INS, ModelSpec, grid_runs, model_table,  # noqa: E402
+                    parse_shard, shard)
 
 MAX_SEEDS = 1000  # a typo like 0-100000000 must not queue a hundred million runs
 # Bounds that turn a typo into one line before any data is loaded, not hours of work or gigabytes of model:
@@ -192,10 +187,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="training throughput: our trainer vs a plain PyTorch loop",
                        description="Training throughput: our trainer vs a plain PyTorch loop.")
-    from .bench import add_arguments
-
-    add_arguments(b)
+    _add_bench_options(b)
     return p
+
+
+def _add_bench_options(p: argparse.ArgumentParser) -> None:
+    """The options of ``bench`` (:mod:`resnet_nb.bench`)."""
+    p.add_argument("--models", default="resnet20-A,resnet56-A", help="comma-separated model keys")
+    p.add_argument("--recipes", default="report,paper")
+    p.add_argument("--variants", help=f"comma-separated, from: {', '.join(BENCH_VARIANTS)} "
+                                      "(default: all; -cuda_graph and +compile only on CUDA)")
+    p.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
+    p.add_argument("--warmup", type=int, default=10)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--eval-images", type=int, default=2000)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
+    p.add_argument("--seed-parallel", default="", metavar="K,K,...",
+                   help="also measure K seeds trained as one stacked step, e.g. 1,2,5,10 (aggregate img/s)")
+    p.add_argument("--note", help="free text stored with --json (e.g. what else ran on the machine)")
+    p.add_argument("--json", type=Path, help="also write the measurements and environment here")
 
 
 def _add_source_option(p: argparse.ArgumentParser) -> None:
@@ -249,12 +260,18 @@ def cmd_models() -> None:
 
 
 def cmd_data(args: argparse.Namespace) -> None:
+    from .data import load_cifar10
+
     info = load_cifar10(args.source).info()
     for key, value in info.items():
         print(f"{key:<18} {value}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from .data import load_cifar10
+    from .estimate import estimate_text
+    from .grids import checkpoint_path, run_one
+
     spec = ModelSpec(args.model, args.depth, args.shortcut, args.stem)
     run = RunConfig("cli", spec.key, args.recipe, args.seed, args.epochs, args.train_size,
                     None if args.precision == "auto" else args.precision)
@@ -278,6 +295,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def check_device_options(args: argparse.Namespace) -> None:
     """Refuse impossible device/precision/graph combinations before any data is loaded."""
+    from .train import resolve_cuda_graph, resolve_precision
+
     dev = args.device
     resolve_cuda_graph(args.cuda_graph, dev, resolve_precision(args.precision, dev), args.compile)
 
@@ -298,6 +317,8 @@ def select_runs(args: argparse.Namespace) -> list[RunConfig]:
 
 def grid_seed_parallel(args: argparse.Namespace) -> int:
     """Seeds per group for ``grid``: ``auto`` falls back to 1 where seed-parallel training does not apply."""
+    from .grids import resolve_seed_parallel
+
     k = resolve_seed_parallel(args.seed_parallel, args.device)
     blocker = "--compile" if args.compile else "--precision fp16" if args.precision == "fp16" else None
     if blocker and k > 1:
@@ -318,6 +339,10 @@ def covered_text(states: dict[RunConfig, str]) -> str:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    from .estimate import estimate_seconds, probe_seconds_left, run_precision
+    from .grids import pending, plan_groups, run_states
+    from .provenance import device_name
+
     runs = select_runs(args)
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
@@ -366,6 +391,11 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     a checkpoint of another run) is reported in one line and the grid goes on; the exit status
     is 1 when any run was refused.
     """
+    from .data import load_cifar10
+    from .estimate import estimate_text
+    from .grids import checkpoint_path, pending, run_pending, run_states
+    from .provenance import device_name
+
     here = device_name(args.device)
     states = run_states(runs, args.results, args.checkpoints, here)
     todo = pending(runs, states=states)
@@ -382,45 +412,9 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     print(estimate_text(todo[:limit], args.device, args.results, args.checkpoints)
           + ("" if k == 1 else f", before seed-parallel groups of up to {k}"), flush=True)
     data = load_cifar10(args.source, progress=not args.quiet)
-    done, refused = 0, []
-    for group in plan_groups(todo, k, args.checkpoints):  # a group checkpoint's runs resume as that group
-        if done >= limit:
-            break
-        free = []
-        for run in group[: limit - done]:  # a group never trains more runs than --max-runs allows
-            holder = lock_holder(record_path(run, args.results))
-            if holder is not None:
-                print(f"  skip {run.run_id}: being run by {describe(holder)}", flush=True)
-            elif record_path(run, args.results).exists():
-                print(f"  skip {run.run_id}: finished by another process", flush=True)
-            else:
-                free.append(run)
-        if not free:
-            continue
-        print(f"[{done + 1}{f'-{done + len(free)}' if len(free) > 1 else ''}/{limit}] "
-              f"{', '.join(r.run_id for r in free)}", flush=True)
-        try:
-            if len(free) == 1 and not group_checkpoints(free[0], args.checkpoints):
-                records = [run_one(free[0], data, results=args.results, checkpoints=args.checkpoints,
-                                   device=args.device, precision=args.precision, compile=args.compile,
-                                   cuda_graph=args.cuda_graph, progress=not args.quiet)]
-            else:
-                records = run_group(free, data, results=args.results, checkpoints=args.checkpoints,
-                                    device=args.device, precision=args.precision, cuda_graph=args.cuda_graph,
-                                    progress=not args.quiet)
-        except LockedError as exc:  # claimed by another process since the check above
-            print(f"  skip {', '.join(r.run_id for r in free)}: {exc}", flush=True)
-            continue
-        except (DivergedError, CheckpointMismatch, RecordError) as exc:
-            print(f"  refused {', '.join(r.run_id for r in free)}: {exc}", flush=True)
-            refused += [r.run_id for r in free]
-            done += len(free)
-            continue
-        done += len(free)
-        for record in records:
-            last = record["history"][-1]
-            print(f"  done: {record['run_id']} test acc {last['test_acc']:.4f} in "
-                  f"{record['provenance']['wall_seconds']:.0f} s", flush=True)
+    refused = run_pending(todo, data, device=args.device, seeds_per_group=k, limit=limit, results=args.results,
+                          checkpoints=args.checkpoints, precision=args.precision, compile=args.compile,
+                          cuda_graph=args.cuda_graph, progress=not args.quiet, say=lambda line: print(line, flush=True))
     if refused:
         print(f"error: {len(refused)} run(s) refused: {', '.join(refused)} (see above)", file=sys.stderr)
         return 1
@@ -429,6 +423,7 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
 
 def cmd_akamaster(args: argparse.Namespace) -> int:
     from .akamaster import checkpoint_dir, write_records
+    from .data import load_cifar10
 
     folder = checkpoint_dir(args.dir)
     data = load_cifar10(args.source, progress=False)
@@ -458,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return _dispatch(args)
-    except (ValueError, DataError, RecordError, LockedError, DivergedError, OSError) as exc:
+    except _reported_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -471,10 +466,24 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(sig, handler)
 
 
+def _reported_errors() -> tuple[type[BaseException], ...]:
+    """The errors a command reports in one line (status 2): bad input, data, records, locks, a diverged run.
+
+    Those of the training half exist only once the command has imported it, so they are looked up then.
+    """
+    errors: list[type[BaseException]] = [ValueError, RecordError, LockedError, OSError]
+    for module, name in (("resnet_nb.data", "DataError"), ("resnet_nb.train", "DivergedError")):
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
+    return tuple(errors)
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     # The one device decision: "auto" (or a name) becomes a torch.device here, where the command starts, and
     # travels down as that value; the libraries below take it as given.
     if getattr(args, "device", None) is not None:
+        from .train import resolve_device
+
         args.device = resolve_device(args.device)
     if args.command == "models":
         cmd_models()

@@ -30,7 +30,7 @@ from .data import Cifar10, DeviceLoader
 from .files import atomic_write_text
 from .models import ModelSpec, build_model
 from .provenance import environment
-from .train import evaluate, resolve_device
+from .train import as_device, evaluate
 
 DEFAULT_DIR = Path("/work/shared/checkpoints/akamaster")
 ENV_DIR = "RESNET_NB_AKAMASTER"
@@ -115,7 +115,7 @@ def evaluate_checkpoint(folder: Path, depth: int, data: Cifar10, device: str | t
     digest = sha256(path)
     if digest != pinned_sha256(folder, path):
         raise ValueError(f"{path}: sha256 {digest} does not match SHA256SUMS; the file is corrupt or replaced")
-    dev = resolve_device(device)
+    dev = as_device(device)
     model, extras = load_akamaster(path, depth)
     model = model.to(dev)
     loader = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=dev, mean=list(IMAGENET_MEAN),
@@ -207,7 +207,7 @@ def roundtrip_record(folder: Path, depth: int, data: Cifar10, quality: int = 75,
     digest = sha256(path)
     if digest != pinned_sha256(folder, path):
         raise ValueError(f"{path}: sha256 {digest} does not match SHA256SUMS; the file is corrupt or replaced")
-    dev = resolve_device(device)
+    dev = as_device(device)
     model = load_akamaster(path, depth)[0].to(dev)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     errors = {}

@@ -37,12 +37,11 @@ from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
 from .files import atomic_write_text, check_writable
 from .models import ModelSpec, build_model
 from .provenance import environment
+from .vocab import BENCH_CUDA_ONLY as CUDA_ONLY
+from .vocab import BENCH_VARIANTS as VARIANTS
 from .train import (GraphedStep, Recipe, evaluate, get_recipe, make_optimizer, resolve_cuda_graph, resolve_device,
                     resolve_precision, train_step)
 
-VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision", "ours -cuda_graph",
-            "ours +compile")
-CUDA_ONLY = ("ours -cuda_graph", "ours +compile")
 
 
 @dataclass
@@ -283,23 +282,6 @@ def format_table(results: list[Measurement]) -> str:
         lines.append(f"{m.model:<11} {m.recipe:<7} {m.variant:<22} {m.precision:<5} {m.train_images_per_s:12.0f} "
                      f"{f'({m.train_min:.0f}..{m.train_max:.0f})':>14} {ratio:>10} {ev:>11} {peak:>8}")
     return "\n".join(lines)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--models", default="resnet20-A,resnet56-A", help="comma-separated model keys")
-    p.add_argument("--recipes", default="report,paper")
-    p.add_argument("--variants", help=f"comma-separated, from: {', '.join(VARIANTS)} "
-                                      "(default: all; -cuda_graph and +compile only on CUDA)")
-    p.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--eval-images", type=int, default=2000)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--source", help="CIFAR-10 source (default: $RESNET_NB_DATA, else torchvision)")
-    p.add_argument("--seed-parallel", default="", metavar="K,K,...",
-                   help="also measure K seeds trained as one stacked step, e.g. 1,2,5,10 (aggregate img/s)")
-    p.add_argument("--note", help="free text stored with --json (e.g. what else ran on the machine)")
-    p.add_argument("--json", type=Path, help="also write the measurements and environment here")
 
 
 def run_from_args(args: argparse.Namespace) -> None:

@@ -19,7 +19,7 @@ from .data import Cifar10, DataError, channel_stats, load_cifar10, stratified_su
 from .records import HISTORY_KEYS, describe_recipe
 from .models import ModelSpec
 from .provenance import device_name
-from .train import FitResult, Recipe, fit, get_recipe
+from .train import FitResult, Recipe, fit, get_recipe, resolve_device
 
 ENV_BUDGET = "RESNET_NB_BUDGET"
 
@@ -102,14 +102,16 @@ def history_frame(result: FitResult, spec: ModelSpec, recipe: Recipe, data: Cifa
 
 
 def live_fit(key: str, data: Cifar10, budget: Budget | None = None, recipe: str = "report", seed: int = 0,
-             progress: bool | None = None) -> tuple[FitResult, pd.DataFrame]:
+             progress: bool | None = None, device: torch.device | None = None) -> tuple[FitResult, pd.DataFrame]:
     """Train the model ``key`` (e.g. ``resnet20-A``) with ``recipe`` shrunk to the budget; (result, history frame).
 
-    Progress bars follow the budget unless ``progress`` says otherwise.
+    A notebook's training starts here, so the device is decided here when the caller has not (CUDA, then
+    MPS, then the CPU). Progress bars follow the budget unless ``progress`` says otherwise.
     """
     budget = budget or book_budget()
     spec, rec = ModelSpec.from_key(key), budget.recipe(recipe)
-    result = fit(spec, rec, data, seed=seed, progress=budget.progress if progress is None else progress)
+    result = fit(spec, rec, data, seed=seed, device=device if device is not None else resolve_device(),
+                 progress=budget.progress if progress is None else progress)
     return result, history_frame(result, spec, rec, data, seed)
 
 

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .vocab import (NUM_CLASSES, TORCHVISION_DEPTHS, Arch, ModelSpec, Shortcut, Stem,  # noqa: F401 - re-exported
-                    blocks_per_stage, standard_specs)
+                    blocks_per_stage, model_table, standard_specs)
 
 
 
@@ -162,25 +162,6 @@ def count_weight_layers(model: nn.Module) -> int:
     )
 
 
-
-
-def model_table(specs: list[ModelSpec] | None = None) -> list[dict[str, object]]:
-    """One row per model: key, arch, depth, shortcut, stem, params, weight layers."""
-    rows = []
-    for spec in specs or standard_specs():
-        model = build_model(spec)
-        rows.append(
-            {
-                "model": spec.key,
-                "arch": spec.arch,
-                "depth": spec.depth,
-                "shortcut": spec.shortcut or "-",
-                "stem": spec.stem or "-",
-                "params": count_parameters(model),
-                "weight_layers": count_weight_layers(model),
-            }
-        )
-    return rows
 
 
 def count_macs(model: nn.Module, image_size: int = 32) -> int:

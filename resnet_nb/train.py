@@ -72,6 +72,20 @@ def cpu_has_bf16() -> bool:
     return any(flag in flags for flag in ("avx512_bf16", "amx_bf16"))
 
 
+def as_device(device: torch.device | str) -> torch.device:
+    """The device a caller has decided: a ``torch.device`` or a name (``cpu``, ``cuda:1``, ``mps``).
+
+    ``auto`` is refused: it is decided once, by :func:`resolve_device`, where a command or a notebook's
+    training starts, and travels down as the value it became (so one program never trains on two devices).
+    """
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        raise ValueError("device 'auto' is decided once where the program starts: pass resolve_device('auto') "
+                         "(or a device name such as 'cpu') to the library")
+    return resolve_device(device)
+
+
 def resolve_precision(precision: Precision, device: torch.device) -> Literal["fp32", "bf16", "fp16"]:
     if precision == "auto":
         # CUDA: fp32 (convs use TF32 tensor cores anyway). These small CIFAR nets are bound by
@@ -273,7 +287,7 @@ def evaluate(model: nn.Module, loader: DeviceLoader, precision: str = "fp32") ->
     return loss_sum.item() / n, correct.item() / n
 
 
-def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device: str | torch.device = "auto",
+def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, device: torch.device | str, seed: int = 0,
         precision: Precision = "auto", channels_last: bool = True, compile: bool = False,
         cuda_graph: CudaGraph = "auto", checkpoint: Path | None = None, progress: bool = True,
         on_epoch: Callable[[dict[str, float]], None] | None = None) -> FitResult:
@@ -286,81 +300,84 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, seed: int = 0, device
     resumed (see :mod:`.checkpoints`). An epoch that diverges raises DivergedError
     (:func:`check_divergence`). ``cuda_graph``: see :func:`resolve_cuda_graph`.
     """
-    from tqdm.auto import tqdm
-
-    dev = resolve_device(device)
+    checkpoint = Path(checkpoint) if checkpoint is not None else None
+    dev = as_device(device)  # decided by the caller (resolve_device), never here
     prec = resolve_precision(precision, dev)
     use_graph = resolve_cuda_graph(cuda_graph, dev, prec, compile)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
     train, test = make_loaders(recipe, data, seed, dev, channels_last)
 
-    torch.manual_seed(seed)
-    model = build_model(spec)
-    if recipe.init == "he":
-        he_init(model)
-    model = model.to(dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    model = build_seed_model(spec, recipe, seed).to(
+        dev, memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     optimizer = make_optimizer(recipe, model, dev, capturable=use_graph)
     scaler = torch.amp.GradScaler("cuda") if prec == "fp16" else None
     step_model = torch.compile(model) if compile else model
-    steps_per_epoch = len(train)
-    epochs = recipe.num_epochs(steps_per_epoch)
-    total_iterations = recipe.total_iterations(steps_per_epoch)
-    setup = {"device": str(dev), "precision": prec, "channels_last": channels_last, "compile": compile,
-             "cuda_graph": use_graph,
-             "epochs": epochs, "steps_per_epoch": steps_per_epoch, "train_size": len(train.y),
-             "total_iterations": total_iterations}
+    epochs, total_iterations, setup = run_setup(recipe, len(train), len(train.y), dev, prec, use_graph,
+                                                channels_last=channels_last, compile=compile)
     identity = {"model": spec.key, "recipe": dataclasses.asdict(recipe), "seed": seed, "precision": prec,
                 "channels_last": channels_last, "dataset_checksum": data.checksum}
 
     history: list[dict[str, float]] = []
     start_epoch = 0
-    state = load_for_resume(Path(checkpoint), identity, dev) if checkpoint is not None else None
+    state = load_for_resume(checkpoint, identity, dev) if checkpoint is not None else None
     if state is not None:
-        history, start_epoch = _resume(state, model, optimizer, scaler, use_graph)
+        history, start_epoch = state["history"], restore(state, model, optimizer, use_graph)
+        if scaler is not None and state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
     log = SegmentLog(state, start_epoch, segment_env(dev))
 
     graphed = GraphedStep(model, optimizer, dev, prec) if use_graph else None
-    step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] = (
-        graphed if graphed is not None else lambda x, y: train_step(step_model, optimizer, x, y, dev, prec, scaler))
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        bar = tqdm(desc=f"{spec.key} epoch {epoch + 1}/{epochs}", total=steps_per_epoch, leave=False,
-                   disable=not progress, unit="batch")
-        train_loss, train_acc, lr, n = train_epoch(model, step, optimizer, train, recipe, epoch, total_iterations,
-                                                   spec.depth, on_step=bar.update)
-        bar.close()
-        train_seconds = time.perf_counter() - t0
-        test_loss, test_acc = evaluate(model, test, prec)
-        check_divergence(spec.key, epoch + 1, train_loss, train_acc, test_loss, test_acc,
-                         Path(checkpoint) if checkpoint is not None else None)
-        row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc, "test_loss": test_loss,
-               "test_acc": test_acc, "lr": lr, "seconds": time.perf_counter() - t0,
-               "train_images_per_s": n / train_seconds}
-        history.append(row)
-        log.epoch_done(epoch + 1)
-        if progress:
-            tqdm.write(f"{spec.key} epoch {epoch + 1}/{epochs}: train loss {train_loss:.4f} acc {train_acc:.4f} | "
-                       f"test loss {test_loss:.4f} acc {test_acc:.4f} | {n / train_seconds:.0f} img/s")
-        if checkpoint is not None:
-            save_checkpoint(Path(checkpoint), {
-                "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, "history": history,
-                "segments": log.segments, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None, "rng": torch.get_rng_state()})
-        if on_epoch is not None:
-            on_epoch(row)
+    trainee = Trainee(
+        label=spec.key, names=[spec.key], model=model, optimizer=optimizer, batches=train,
+        step=graphed if graphed is not None else lambda x, y: train_step(step_model, optimizer, x, y, dev, prec, scaler),
+        tally=lambda loss, out, y: (loss.detach() * len(y), (out.argmax(1) == y).sum()),
+        evaluate=lambda: [evaluate(model, test, prec)],
+        saved=lambda histories: {"history": histories[0],
+                                 "scaler": scaler.state_dict() if scaler is not None else None})
+    [history] = train_loop(trainee, recipe, spec.depth, epochs, total_iterations, [history], start_epoch, log,
+                           identity, checkpoint, progress,
+                           on_epoch=None if on_epoch is None else lambda rows: on_epoch(rows[0]))
     return FitResult(model=model, history=history, setup=setup | {"segments": log.segments})
+
+
+def build_seed_model(spec: ModelSpec, recipe: Recipe, seed: int) -> nn.Module:
+    """The net of ``seed``, as every run builds it (``torch.manual_seed(seed)``, then the model, then He init
+    where the recipe asks): one seed gives the same initial weights alone or in a seed-parallel group."""
+    torch.manual_seed(seed)
+    model = build_model(spec)
+    if recipe.init == "he":
+        he_init(model)
+    return model
+
+
+def training_set(recipe: Recipe, data: Cifar10) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The recipe's training images and labels (a stratified subset where it asks for one) and their
+    per-channel mean and std, which normalise the training and the test images."""
+    train_x, train_y = data.train_x, data.train_y
+    if recipe.train_size is not None and recipe.train_size != len(train_y):
+        idx = stratified_subset(train_y, recipe.train_size)
+        train_x, train_y = train_x[idx], train_y[idx]
+    mean, std = channel_stats(train_x)
+    return train_x, train_y, mean, std
+
+
+def run_setup(recipe: Recipe, steps_per_epoch: int, train_size: int, device: torch.device, precision: str,
+              cuda_graph: bool, **how: Any) -> tuple[int, int, dict[str, Any]]:
+    """(epochs, total iterations, the ``setup`` a record's provenance keeps: how the run was trained)."""
+    epochs = recipe.num_epochs(steps_per_epoch)
+    total_iterations = recipe.total_iterations(steps_per_epoch)
+    setup = {"device": str(device), "precision": precision, "channels_last": how.pop("channels_last"),
+             "compile": how.pop("compile"), "cuda_graph": cuda_graph, **how, "epochs": epochs,
+             "steps_per_epoch": steps_per_epoch, "train_size": train_size, "total_iterations": total_iterations}
+    return epochs, total_iterations, setup
 
 
 def make_loaders(recipe: Recipe, data: Cifar10, seed: int, device: torch.device,
                  channels_last: bool) -> tuple[DeviceLoader, DeviceLoader]:
     """The training loader (the recipe's subset, batch size, augmentation; shuffled by ``seed``) and the
     test loader, both normalised with the training subset's channel statistics."""
-    train_x, train_y = data.train_x, data.train_y
-    if recipe.train_size is not None and recipe.train_size != len(train_y):
-        idx = stratified_subset(train_y, recipe.train_size)
-        train_x, train_y = train_x[idx], train_y[idx]
-    mean, std = channel_stats(train_x)
+    train_x, train_y, mean, std = training_set(recipe, data)
     train = DeviceLoader(train_x, train_y, batch_size=recipe.batch_size, device=device, mean=mean, std=std,
                          shuffle=True, augment=recipe.augment, seed=seed, channels_last=channels_last)
     test = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=device, mean=mean, std=std,
@@ -368,47 +385,115 @@ def make_loaders(recipe: Recipe, data: Cifar10, seed: int, device: torch.device,
     return train, test
 
 
-def _resume(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
-            scaler: torch.amp.GradScaler | None, use_graph: bool) -> tuple[list[dict[str, float]], int]:
-    """Load a verified checkpoint's state in place; (history so far, epochs done)."""
+def restore(state: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer, use_graph: bool) -> int:
+    """Load a verified checkpoint's model, optimizer and RNG state in place; the number of epochs done."""
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
-    if scaler is not None and state.get("scaler"):
-        scaler.load_state_dict(state["scaler"])
     torch.set_rng_state(state["rng"].cpu())  # map_location moved it to the device
     for group in optimizer.param_groups:  # load_state_dict restored the saving run's option
         if "capturable" in group:
             group["capturable"] = use_graph
-    return state["history"], state["epoch"]
+    return state["epoch"]
 
 
-def train_epoch(model: nn.Module, step: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
-                optimizer: torch.optim.Optimizer, train: DeviceLoader, recipe: Recipe, epoch: int,
-                total_iterations: int, depth: int,
-                on_step: Callable[[], object] = lambda: None) -> tuple[float, float, float]:
-    """One epoch of ``step`` over ``train`` (its batches for ``epoch``), the learning rate following the
-    recipe; (mean training loss over the images the epoch trained on, training accuracy, the last
-    learning rate, the number of those images).
+Step = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Trainee:
+    """What :func:`train_loop` trains: one net (:func:`fit`) or K seeds stacked into one module
+    (:func:`resnet_nb.stacked.fit_stacked`). The loop is one; only these parts differ between the two.
+
+    ``names``: one per net, for messages. ``step(x, y) -> (loss, logits)``: one optimisation step.
+    ``batches``: an epoch's batches (``set_epoch``, ``len``, iteration). ``tally(loss, logits, y)``: the
+    batch's per-net (loss sum, correct count), shape ``()`` or ``(K,)``. ``evaluate()``: per-net (test loss,
+    test accuracy). ``saved(histories)``: what the checkpoint holds beyond the state every run saves.
+    """
+
+    label: str
+    names: list[str]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    batches: Any  # DeviceLoader or stacked.StackedBatches
+    step: Step
+    tally: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+    evaluate: Callable[[], list[tuple[float, float]]]
+    saved: Callable[[list[list[dict[str, float]]]], dict[str, Any]]
+
+
+def train_loop(t: Trainee, recipe: Recipe, depth: int, epochs: int, total_iterations: int,
+               histories: list[list[dict[str, float]]], start_epoch: int, log: SegmentLog,
+               identity: dict[str, Any], checkpoint: Path | None, progress: bool,
+               on_epoch: Callable[[list[dict[str, float]]], object] | None = None) -> list[list[dict[str, float]]]:
+    """The training loop of every run: epochs ``start_epoch..epochs`` of ``t``, the learning rate following
+    the recipe, each epoch evaluated, checked for divergence (:func:`check_divergence`, net by net),
+    appended to ``histories`` (one list per net) and checkpointed atomically; returns ``histories``.
 
     The run stops at ``total_iterations`` exactly, so a recipe given in iterations (the paper's 64k, or
-    a fraction of it) ends inside its last epoch instead of training that epoch to its end.
+    a fraction of it) ends inside its last epoch instead of training that epoch to its end. A row's
+    training loss is the mean over the images the epoch trained on (a step's loss is a batch mean, so it
+    is weighted by the batch size).
     """
-    model.train()
-    train.set_epoch(epoch)
-    loss_sum = torch.zeros((), device=train.device)
-    correct = torch.zeros((), device=train.device, dtype=torch.long)
-    lr, iteration, seen = math.nan, epoch * len(train), 0
-    for x, y in train:
-        if iteration >= total_iterations:
-            break
-        lr = set_scheduled_lr(optimizer, recipe, iteration, total_iterations, depth, lr)
-        loss, out = step(x, y)
-        loss_sum += loss.detach() * len(y)  # the step's loss is a batch mean: weight it by the batch size
-        correct += (out.argmax(1) == y).sum()
-        iteration += 1
-        seen += len(y)
-        on_step()
-    return loss_sum.item() / seen, correct.item() / seen, lr, seen
+    from tqdm.auto import tqdm
+
+    k = len(t.names)
+    device = next(t.model.parameters()).device
+    steps_per_epoch = len(t.batches)
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        t.model.train()
+        t.batches.set_epoch(epoch)
+        loss_sum = torch.zeros(k, device=device)
+        correct = torch.zeros(k, device=device, dtype=torch.long)
+        lr, iteration, seen = math.nan, epoch * steps_per_epoch, 0
+        bar = tqdm(desc=f"{t.label} epoch {epoch + 1}/{epochs}", total=steps_per_epoch, leave=False,
+                   disable=not progress, unit="batch")
+        for x, y in t.batches:
+            if iteration >= total_iterations:
+                break
+            lr = set_scheduled_lr(t.optimizer, recipe, iteration, total_iterations, depth, lr)
+            loss, out = t.step(x, y)
+            with torch.no_grad():
+                batch_loss, batch_correct = t.tally(loss, out, y)
+                loss_sum += batch_loss
+                correct += batch_correct
+            iteration += 1
+            seen += y.shape[-1]
+            bar.update()
+        bar.close()
+        train_seconds = time.perf_counter() - t0
+        rows = []
+        for name, train_loss, train_correct, (test_loss, test_acc) in zip(
+                t.names, loss_sum.tolist(), correct.tolist(), t.evaluate(), strict=True):
+            train_loss, train_acc = train_loss / seen, train_correct / seen
+            # one diverged net stops the run (and a seed group); the last good checkpoint stays
+            check_divergence(name, epoch + 1, train_loss, train_acc, test_loss, test_acc, checkpoint)
+            rows.append({"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
+                         "test_loss": test_loss, "test_acc": test_acc, "lr": lr,
+                         "seconds": time.perf_counter() - t0, "train_images_per_s": seen / train_seconds})
+        for history, row in zip(histories, rows, strict=True):
+            history.append(row)
+        log.epoch_done(epoch + 1)
+        if progress:
+            tqdm.write(epoch_line(t.label, rows, epochs, k * seen / train_seconds))
+        if checkpoint is not None:
+            save_checkpoint(checkpoint, {
+                "format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1, **t.saved(histories),
+                "segments": log.segments, "model": t.model.state_dict(), "optimizer": t.optimizer.state_dict(),
+                "rng": torch.get_rng_state()})
+        if on_epoch is not None:
+            on_epoch(rows)
+    return histories
+
+
+def epoch_line(label: str, rows: list[dict[str, float]], epochs: int, images_per_s: float) -> str:
+    """The line printed after an epoch: one net's losses and accuracies, or each stacked seed's test accuracy."""
+    r = rows[0]
+    if len(rows) == 1:
+        return (f"{label} epoch {r['epoch']}/{epochs}: train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f} | "
+                f"test loss {r['test_loss']:.4f} acc {r['test_acc']:.4f} | {images_per_s:.0f} img/s")
+    return (f"{label} epoch {r['epoch']}/{epochs}: test acc " + " ".join(f"{row['test_acc']:.4f}" for row in rows)
+            + f" | {images_per_s:.0f} img/s")
 
 
 class DivergedError(FloatingPointError):

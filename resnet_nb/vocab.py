@@ -125,6 +125,44 @@ def standard_specs() -> list[ModelSpec]:
     return specs
 
 
+TORCHVISION_BLOCKS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}  # basic blocks per stage, as torchvision builds them
+
+
+def shape_facts(spec: ModelSpec) -> dict[str, int]:
+    """``params`` and ``weight_layers`` of the net ``spec`` names, counted from its shape without building it
+    (so ``python -m resnet_nb models`` answers without torch); ``tests/test_models.py`` checks every
+    standard model against the count of the built net.
+
+    Every net here is a stem conv + BN, stages of basic blocks (two 3x3 conv + BN), global pooling and a
+    linear layer; a block that changes width or stride has a 1x1 projection + BN in option B and in
+    torchvision's nets (not counted as a weight layer, as in the paper), none in option A or a plain net.
+    """
+    if spec.arch == "torchvision":
+        stem_kernel, stem_width, widths = (7 if spec.stem == "imagenet" else 3), 64, (64, 128, 256, 512)
+        blocks, projection = TORCHVISION_BLOCKS[spec.depth], True
+    else:
+        n = blocks_per_stage(spec.depth)
+        stem_kernel, stem_width, widths, blocks = 3, 16, (16, 32, 64), (n, n, n)
+        projection = spec.arch == "resnet" and spec.shortcut == "B"
+    params = 3 * stem_width * stem_kernel**2 + 2 * stem_width  # stem conv (no bias) + BN (weight, bias)
+    width = stem_width
+    for stage, (planes, count) in enumerate(zip(widths, blocks, strict=True)):
+        for block in range(count):
+            changes = block == 0 and (stage > 0 or width != planes)
+            params += width * planes * 9 + 2 * planes + planes * planes * 9 + 2 * planes
+            if projection and changes:
+                params += width * planes + 2 * planes
+            width = planes
+    params += width * NUM_CLASSES + NUM_CLASSES
+    return {"params": params, "weight_layers": 2 + 2 * sum(blocks)}
+
+
+def model_table(specs: list[ModelSpec] | None = None) -> list[dict[str, object]]:
+    """One row per model: key, arch, depth, shortcut, stem, params, weight layers (:func:`shape_facts`)."""
+    return [{"model": spec.key, "arch": spec.arch, "depth": spec.depth, "shortcut": spec.shortcut or "-",
+             "stem": spec.stem or "-", **shape_facts(spec)} for spec in specs or standard_specs()]
+
+
 @dataclass(frozen=True)
 class Recipe:
     """A training protocol. Override fields with :meth:`with_overrides`."""
@@ -371,3 +409,9 @@ def stand_in_run(run: RunConfig) -> RunConfig | None:
     if other is None or run.precision is None:
         return None
     return dataclasses.replace(run, grid=other, precision=None)
+
+
+# The benchmark's variants (:mod:`resnet_nb.bench`), here so that the command line lists them without torch.
+BENCH_VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision",
+                  "ours -cuda_graph", "ours +compile")
+BENCH_CUDA_ONLY = ("ours -cuda_graph", "ours +compile")

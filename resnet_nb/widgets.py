@@ -17,7 +17,7 @@ from . import plots
 from .data import Cifar10
 from .live import Budget, book_budget, history_frame
 from .models import ModelSpec
-from .train import RECIPES, fit, get_recipe
+from .train import RECIPES, fit, get_recipe, resolve_device
 
 DEPTHS = (20, 32, 44, 56)
 
@@ -87,7 +87,8 @@ def trainer(data: Cifar10 | None, budget: Budget | None = None, seed: int = 0) -
             with log:
                 print(f"training {spec.key} with the '{rec.name}' recipe: {rec.epochs} epoch(s), "
                       f"{rec.train_size:,} training images, {len(data.test_y):,} test images")
-                result = fit(spec, rec, data, seed=seed, progress=True)
+                # the device is decided where this training starts, as the command line decides it
+                result = fit(spec, rec, data, seed=seed, device=resolve_device(), progress=True)
             frame = history_frame(result, spec, rec, data, seed)
             show(plot, plots.learning_curves(frame, title=f"{spec.key}, trained live"))
         finally:

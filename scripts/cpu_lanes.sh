@@ -6,7 +6,8 @@
 # GRID:GLOBS takes only the grid's runs whose ids match the comma-separated globs (`grid run --only`),
 # e.g. `paper8k paper:resnet20-A_paper_s0,plain20_paper_s0` (the shortened grid, then two full-length runs).
 #
-# LANES processes of one thread each, under `nice` (NICE, default 3), so the machine stays usable:
+# LANES processes of one thread each, under `nice` (NICE, default 10: the lanes take every idle cycle, and
+# the tests and builds of the person working beside them come first), so the machine stays usable:
 # on a 2-core CPU two one-thread lanes finish more runs per hour than one process with two
 # threads (these nets are small: a second thread speeds one run up by far less than 2x). Each lane
 # runs `grid run GRID` for each GRID in turn; the runner's locks make the lanes take different runs
@@ -57,7 +58,7 @@ for i in $(seq 1 "$lanes"); do
       echo "=== grid $sel $(date -Is)"
       nice -n "$nice" "$py" -m resnet_nb grid run "${sel%%:*}" "${only[@]}" --results "$results" --quiet
       echo "=== grid $sel exit $? $(date -Is)"
-    done' lane "$frozen" "$py" "$results" "${NICE:-3}" "$@" >"$log" 2>&1 </dev/null &
+    done' lane "$frozen" "$py" "$results" "${NICE:-10}" "$@" >"$log" 2>&1 </dev/null &
   pids+=($!)
   echo "lane $i: process group $! (stop: kill -- -$!), log $log"
   [ "$i" -eq "$lanes" ] || sleep "${STAGGER:-5}"  # the next lane starts once this one has claimed a run

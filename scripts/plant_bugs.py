@@ -42,7 +42,7 @@ MUTANTS = [
  ("relu-before-add", "resnet_nb/models.py", "        if self.residual:\n            out = out + self.shortcut(x)\n        return F.relu(out)", "        out = F.relu(out)\n        if self.residual:\n            out = out + self.shortcut(x)\n        return out"),
  ("he-fan-in", "resnet_nb/models.py", 'nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")', 'nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")'),
  ("sgd-no-momentum", "resnet_nb/train.py", "return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,", "return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=0.0,"),
- ("train-acc-wrong", "resnet_nb/train.py", "        correct += (out.argmax(1) == y).sum()\n        iteration += 1", "        correct += (out.argmax(1) == y).sum() if iteration % 2 else 0\n        iteration += 1"),
+ ("train-acc-wrong", "resnet_nb/train.py", "                correct += batch_correct\n", "                correct += batch_correct if iteration % 2 else 0\n"),
  ("summarize-first-epoch", "resnet_nb/records.py", 'df.groupby("run_id")["epoch"].transform("max")', 'df.groupby("run_id")["epoch"].transform("min")'),
  ("summarize-std-of-means", "resnet_nb/records.py", 'out.columns = [f"{m}_{stat if stat != \'count\' else \'n\'}" for m, stat in out.columns]', 'out.columns = [f"{m}_{stat if stat != \'count\' else \'n\'}" for m, stat in out.columns]\n    out.loc[:, [c for c in out.columns if c.endswith("_std")]] /= 2'),
  ("t-interval-ddof0", "resnet_nb/stats.py", "    std = float(x.std(ddof=1))\n    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)", "    std = float(x.std(ddof=0))\n    half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * std / math.sqrt(n)"),

@@ -312,7 +312,7 @@ def test_precision10_grid_full_recipe_depth_56_three_seeds() -> None:
 
 def test_run_precision_is_used_and_recorded(tiny_data, tmp_path: Path) -> None:
     run = RunConfig("t", "resnet8-A", "report", 0, epochs=1, train_size=100, precision="fp32")
-    record = run_one(run, tiny_data, results=tmp_path, checkpoints=tmp_path / "ck", progress=False,
+    record = run_one(run, tiny_data, results=tmp_path, checkpoints=tmp_path / "ck", device="cpu", progress=False,
                      precision="bf16")  # the run's own precision wins over the runner's default
     assert record["provenance"]["precision"] == "fp32"
     assert record["run_id"].endswith("_fp32_s0")

@@ -9,6 +9,8 @@ import pytest
 import torch
 from torch import nn
 
+from resnet_nb.vocab import shape_facts
+
 from resnet_nb.models import (BasicBlock, CifarResNet, ModelSpec, ZeroPadShortcut, blocks_per_stage, build_model,
                               cifar_resnet, count_parameters, count_weight_layers, he_init, model_table,
                               standard_specs, torchvision_resnet)
@@ -204,6 +206,13 @@ def test_model_table_rows() -> None:
     assert [(r["model"], r["params"], r["weight_layers"]) for r in rows] == [
         ("resnet20-A", 269_722, 20), ("plain56", 853_018, 56), ("resnet20-B", 269_722 + B_EXTRA, 20)]
     assert rows[1]["shortcut"] == "-" and rows[1]["stem"] == "-"
+
+
+@pytest.mark.parametrize("spec", standard_specs(), ids=lambda s: s.key)
+def test_shape_facts_count_what_the_built_net_has(spec: ModelSpec) -> None:
+    """The torch-free table (``python -m resnet_nb models``) against the net itself, for every standard model."""
+    model = build_model(spec)
+    assert shape_facts(spec) == {"params": count_parameters(model), "weight_layers": count_weight_layers(model)}
 
 
 def test_he_init_std() -> None:

@@ -12,8 +12,9 @@ import torch
 import resnet_nb.stacked as stacked_mod
 from resnet_nb.records import RunConfig, read_record, record_path
 from resnet_nb.models import ModelSpec, build_model
-from resnet_nb.stacked import (StackedNets, build_seed_model, fit_stacked, group_checkpoint_path, group_runs,
-                               resolve_seed_parallel, run_group)
+from resnet_nb import grids
+from resnet_nb.grids import group_checkpoint_path, group_runs, resolve_seed_parallel, run_group
+from resnet_nb.stacked import StackedNets, build_seed_model, fit_stacked
 from resnet_nb.train import fit, get_recipe
 
 from .conftest import Interrupted, stop_after, untimed
@@ -189,7 +190,7 @@ def test_bad_settings_are_refused(tiny_data) -> None:
         fit_stacked(SPEC, paper_like(), tiny_data, (0, 1), device="cpu", cuda_graph="on", progress=False)
     assert resolve_seed_parallel("off", torch.device("cuda")) == 1
     assert resolve_seed_parallel("auto", torch.device("cpu")) == 1
-    assert resolve_seed_parallel("auto", torch.device("cuda")) == stacked_mod.SEED_PARALLEL_MAX
+    assert resolve_seed_parallel("auto", torch.device("cuda")) == grids.SEED_PARALLEL_MAX
     assert resolve_seed_parallel("4", torch.device("cpu")) == 4
     for bad in ("0", "x", "-2"):
         with pytest.raises(ValueError, match="--seed-parallel must be"):

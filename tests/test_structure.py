@@ -84,9 +84,13 @@ def test_no_import_cycle_in_the_package() -> None:
     assert {"records", "grids", "coverage", "estimate", "bench", "__main__"} <= set(graph)
     assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
     assert "__main__" not in set().union(*graph.values()), "only the interpreter imports __main__"
-    # the layers: records know nothing of grids or analysis; grids know nothing of the book's analysis
+    # the layers: records know nothing of grids or analysis; the runner (grids) knows nothing of the book's
+    # analysis; the training engine (train, stacked) knows nothing of runs, records or the runner
     assert not graph["records"] & {"grids", "estimate", "coverage", "claims", "plots", "analysis"}
-    assert not graph["grids"] & {"estimate", "coverage", "claims", "plots", "analysis", "stacked"}
+    assert not graph["grids"] & {"estimate", "coverage", "claims", "plots", "analysis"}
+    for engine in ("train", "stacked"):
+        assert not graph[engine] & {"grids", "records", "estimate", "coverage", "__main__"}, engine
+    assert "train" not in graph["stacked"] or "stacked" not in graph["train"]
 
 
 def notebook_code(path: Path) -> str:
@@ -197,5 +201,32 @@ except ModuleNotFoundError:
     print("ok")
 """
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
+    assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]
+
+
+def test_the_command_lines_read_only_answers_need_no_torch(tmp_path: Path) -> None:
+    """`python -m resnet_nb models` and every --help answer at once: the command line loads only the
+    vocabulary, and a command imports the training half when it runs (`models` counts from the shape)."""
+    import os
+    import subprocess
+    import sys
+
+    script = NO_TORCH + """
+import contextlib, io
+from resnet_nb.__main__ import main
+out = io.StringIO()
+with contextlib.redirect_stdout(out):
+    assert main(["models"]) == 0
+    for args in (["--help"], ["grid", "run", "--help"], ["bench", "--help"], ["train", "--help"]):
+        try:
+            main(args)
+        except SystemExit as exc:
+            assert exc.code == 0, args
+assert "resnet56-B" in out.getvalue() and "855,770" in out.getvalue() and "ours +compile" in out.getvalue()
+assert "torch" not in sys.modules
+print("ok")
+"""
+    run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
                          env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)})
     assert run.returncode == 0 and run.stdout.strip().endswith("ok"), run.stderr[-3000:]

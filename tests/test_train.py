@@ -265,3 +265,17 @@ def test_auto_precision_per_device() -> None:
     assert resolve_precision("fp16", torch.device("cuda")) == "fp16"
     with pytest.raises(ValueError, match="precision must be"):
         resolve_precision("half", torch.device("cpu"))  # type: ignore[arg-type]
+
+
+def test_the_library_takes_a_decided_device(tiny_data) -> None:
+    """The device is decided once where a program starts (resolve_device); a library call refuses 'auto'
+    and has no default that would decide it again."""
+    from resnet_nb.train import as_device
+
+    assert as_device("cpu") == torch.device("cpu") and as_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="decided once"):
+        as_device("auto")
+    with pytest.raises(ValueError, match="decided once"):
+        fit(SPEC, tiny_recipe(epochs=1), tiny_data, device="auto", progress=False)
+    with pytest.raises(TypeError, match="device"):
+        fit(SPEC, tiny_recipe(epochs=1), tiny_data, progress=False)  # type: ignore[call-arg]

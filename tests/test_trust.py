@@ -41,7 +41,8 @@ from resnet_nb.grids import group_checkpoints, run_state
 from resnet_nb.models import ModelSpec
 from resnet_nb.records import (LEGACY_RECORDS, RESULTS_DIR, RecordError, RunConfig, iter_records, load_results,
                                read_record, record_path, summarize, validate_record)
-from resnet_nb.stacked import fit_stacked, group_checkpoint_path, plan_groups, run_group
+from resnet_nb.grids import group_checkpoint_path, plan_groups, run_group
+from resnet_nb.stacked import fit_stacked
 from resnet_nb.train import get_recipe
 
 from .conftest import RUN, Interrupted, fake_record, resealed, run_kw, stop_after, untimed, write_record
