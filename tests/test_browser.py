@@ -50,6 +50,7 @@ except ImportError:  # pragma: no cover - exercised where playwright is not inst
     sync_playwright = None  # type: ignore[assignment]
 
 pytestmark = [
+    pytest.mark.slow,  # a browser per page: minutes, and it checks the built book, not the code of the day
     pytest.mark.skipif(not (HTML / "index.html").is_file(),
                        reason=f"no built book in {HTML}: run `bash scripts/book.sh` (or jupyter-book build .) first"),
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium not found: apt-get install -y chromium (or set CHROMIUM=...)"),
