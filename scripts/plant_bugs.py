@@ -79,6 +79,12 @@ MUTANTS = [
  ("local-lock-judged-by-age", "resnet_nb/files.py", 'return not pid_alive(info["pid"]) or _pid_reused(info)', 'return not pid_alive(info["pid"]) or _pid_reused(info) or info["age"] > max_age'),
  ("identity-compares-shared-keys-only", "resnet_nb/checkpoints.py", "for k in sorted(set(theirs) | set(ours)):", "for k in sorted(set(theirs) & set(ours)):"),
  ("zip-cache-keyed-by-mtime", "resnet_nb/data.py", "    if p.is_file():\n        return \"zip-\" + _file_sha256(p)[:16]\n", ""),
+ ("shape-facts-projection-without-bn", "resnet_nb/vocab.py", "params += width * planes + 2 * planes", "params += width * planes"),
+ ("loop-counts-batches-not-images", "resnet_nb/train.py", "            seen += y.shape[-1]\n", "            seen += 1\n"),
+ ("stacked-tally-unweighted", "resnet_nb/stacked.py", "(per_seed_loss(out.float(), y) * y.shape[1],", "(per_seed_loss(out.float(), y),"),
+ ("runner-groups-only-above-two", "resnet_nb/grids.py", "stacked = seed_parallel or len(runs) > 1 or", "stacked = seed_parallel or len(runs) > 2 or"),
+ ("library-accepts-auto", "resnet_nb/train.py", 'if device == "auto":', 'if device == "auto" and False:'),
+ ("group-ignores-max-runs", "resnet_nb/grids.py", "for run in group[: limit - done]:", "for run in group:"),
 ]
 
 

@@ -263,6 +263,23 @@ def test_grid_cli_groups_seeds(tiny_zip: Path, tmp_path: Path, capsys: pytest.Ca
         == [2, 2, None]
 
 
+@pytest.mark.slow
+def test_max_runs_cuts_a_seed_group_to_what_it_allows(tiny_zip: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """--max-runs 2 with groups of 3: one group of the first two seeds trains, the third waits for the next call."""
+    from resnet_nb.__main__ import main
+
+    common = ["precision", "--results", str(tmp_path / "res"), "--checkpoints", str(tmp_path / "ck"),
+              "--device", "cpu", "--seeds", "0-2", "--only", "*_fp32_*"]
+    assert main(["grid", "run", *common, "--seed-parallel", "3", "--max-runs", "2", "--source", str(tiny_zip),
+                 "--quiet"]) == 0
+    assert "[1-2/2] resnet20-A_report_e1_fp32_s0, resnet20-A_report_e1_fp32_s1\n" in capsys.readouterr().out
+    records = {p.stem: json.loads(p.read_text()) for p in (tmp_path / "res" / "precision").glob("*.json")}
+    assert sorted(records) == [f"resnet20-A_report_e1_fp32_s{s}" for s in range(2)]
+    assert {r["provenance"]["seed_parallel"] for r in records.values()} == {2}
+    assert not list((tmp_path / "ck").rglob("*.pt"))  # nothing half-trained for the third seed
+
+
 @pytest.mark.parametrize("extra", [["--compile"], ["--precision", "fp16"]])
 def test_grid_cli_refuses_seed_parallel_with(extra, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from resnet_nb.__main__ import main
