@@ -9,7 +9,8 @@
 # LANES processes of one thread each, under `nice` (NICE, default 10: the lanes take every idle cycle, and
 # the tests and builds of the person working beside them come first), so the machine stays usable:
 # on a 2-core CPU two one-thread lanes finish more runs per hour than one process with two
-# threads (these nets are small: a second thread speeds one run up by far less than 2x). Each lane
+# threads (these nets are small: on the Intel machine a second thread speeds one ResNet-20 run up 1.64x,
+# a second lane adds 1.94x; benchmarks/cpu-intel-lanes/). Each lane
 # runs `grid run GRID` for each GRID in turn; the runner's locks make the lanes take different runs
 # (a run another lane holds is skipped for the next one, partial runs first), so nothing is trained
 # twice. Records land in this checkout's results/ (RESULTS overrides), checkpoints in the package's
