@@ -291,7 +291,7 @@ def claim_summary(findings: list[Finding], key: str) -> str:
     missing = len(rows) - len(tested)
     tail = f"; {missing} comparison(s) await their records" if missing else ""
     return (f"*{SHORT_CLAIMS[key].text}* Reproduced at {counts['reproduced']} of {len(rows)} comparisons, "
-            f"contradicted at {counts['contradicted']}, undecided at {counts['inconclusive']}{tail}: {parts}.")
+            f"contradicted at {counts['contradicted']}, inconclusive at {counts['inconclusive']}{tail}: {parts}.")
 
 
 def shortening_table(short: pd.DataFrame, full: pd.DataFrame, models: tuple[str, ...] = ("resnet20-A", "plain20"),

@@ -106,7 +106,7 @@ def test_shortened_findings_every_step_and_depth() -> None:
     depth = [f for f in findings if f.claim.key == "resnet_depth"]
     assert [f.verdict for f in depth] == ["reproduced", "inconclusive", "inconclusive", "reproduced"]
     summary = claim_summary(findings, "resnet_depth")
-    assert "Reproduced at 2 of 4 comparisons, contradicted at 0, undecided at 2" in summary
+    assert "Reproduced at 2 of 4 comparisons, contradicted at 0, inconclusive at 2" in summary
     assert "ResNet-44 − ResNet-32 (final test accuracy): **inconclusive**" in summary
     # ResNet vs plain at the same depth: test accuracy equal at 20 (no interval: identical values)
     vs = [f for f in findings if f.claim.key == "resnet_vs_plain" and "test" in f.measure]
