@@ -210,3 +210,37 @@ def test_recipe_table_and_progress() -> None:
         make_paper_results({m: 3 for m in ("resnet20-A", "plain20", "resnet32-A", "plain32", "resnet44-A",
                                            "plain44", "resnet56-A", "plain56")}, grid="paper8k", total=8000),
         make_paper_results({"plain20": 1, "resnet20-A": 1}))
+
+
+def test_settling_table_reads_each_runs_own_drops() -> None:
+    from resnet_nb.paper import settling_table, settling_text
+
+    # 4 epochs of 250 iterations, drops at 500 and 750: the phases end at epochs 2, 3 and 4.
+    # train_acc = 0.5 + 0.1 * epoch + 0.01 * seed, so 2 seeds average 70.5 / 80.5 / 90.5 %
+    df = make_paper_results({"resnet20-A": 2, "plain20": 2, "plain56": 1}, epochs=4, grid="paper8k", steps=250,
+                            total=1000, drops=(500, 750))
+    df.loc[df["model"] == "plain56", "train_acc"] -= 0.3
+    table = settling_table(df)
+    assert list(table.index) == ["resnet20-A", "plain20", "plain56"]  # resnet before plain, only what has records
+    assert list(table.columns) == ["runs", "before drop 1 (%)", "before drop 2 (%)", "final (%)",
+                                   "last phase (points)", "last 3 epochs, largest move (points)"]
+    row = table.loc["resnet20-A"]
+    assert row["runs"] == 2
+    assert [row["before drop 1 (%)"], row["before drop 2 (%)"], row["final (%)"]] == pytest.approx([70.5, 80.5, 90.5])
+    assert row["last phase (points)"] == pytest.approx(10.0)
+    assert row["last 3 epochs, largest move (points)"] == pytest.approx(20.0)  # epochs 2..4: 0.7 -> 0.9
+    assert table.loc["plain56", "final (%)"] == pytest.approx(60.0)
+    text = settling_text(df)
+    assert "the 3 configurations with records changes by +10.0 to +10.0 points" in text
+    assert "no run moves by more than 20.0 points over its last 3 epochs" in text
+    assert "plain-56 ends at 40.0 % training error against plain-20's 9.5 %" in text
+    # the drops are the record's own: a later second drop moves where the phase ends
+    later = df.copy()
+    later["lr_drops"] = [(500, 1000)] * len(later)
+    assert settling_table(later).loc["resnet20-A", "before drop 2 (%)"] == pytest.approx(90.5)
+    # a drop before the first epoch ends has no 'before' value
+    early = df.copy()
+    early["lr_drops"] = [(100, 750)] * len(early)
+    assert pd.isna(settling_table(early).loc["resnet20-A", "before drop 1 (%)"])
+    assert settling_text(df[df["model"] == "nothing"]) == "No records of the shortened grid yet."
+    assert "plain-56 ends" not in settling_text(df[df["model"] != "plain56"])
