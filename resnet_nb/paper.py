@@ -171,24 +171,28 @@ def _mean_sd(df: pd.DataFrame, model: str, grid: str, metric: str = "test_acc") 
     return f"{mean:.2f}{spread} (n={have}" + (f" of {want})" if have < want else ")")
 
 
+def _short_models() -> list[tuple[int, str]]:
+    """(depth, model key) of the shortened grid's configurations, ResNets first, in the book's table order."""
+    return [(d, ModelSpec(arch, d, "A" if arch == "resnet" else None).key)
+            for arch in ("resnet", "plain") for d in SHORT_DEPTHS]
+
+
 def table6_shortened(short: pd.DataFrame, full: pd.DataFrame, akamaster: list[dict[str, Any]]) -> pd.DataFrame:
     """Test error (%) per net: ours at 1/8 length (mean ± sd, n), ours at full length (the depth-20 anchors),
     the paper's Table 6, and the published akamaster nets (their number, and on our JPEG test copy)."""
     aka = {r["model"]: r for r in akamaster}
     rows = []
-    for arch in ("resnet", "plain"):
-        for d in SHORT_DEPTHS:
-            key = ModelSpec(arch, d, "A" if arch == "resnet" else None).key
-            rec = aka.get(key)
-            full_text = _mean_sd(full, key, FULL_GRID) if len(full) and key in set(full["model"]) else (
-                "not run (depth 20 only)" if d != 20 else "not finished yet")
-            rows.append({"model": key,
-                         "ours, 1/8 recipe: test error (%)": _mean_sd(short, key, SHORT_GRID),
-                         "ours, 1/8 recipe: training error (%)": _mean_sd(short, key, SHORT_GRID, "train_acc"),
-                         "ours, full length (%)": full_text,
-                         "paper (%)": f"{PAPER_TEST_ERROR[d]:.2f}" if arch == "resnet" else "— (Fig. 6 only)",
-                         "akamaster, published (%)": f"{rec['published_test_error_pct']:.2f}" if rec else "—",
-                         "akamaster on our JPEG copy (%)": f"{rec['test_error_pct']:.2f}" if rec else "—"})
+    for d, key in _short_models():
+        rec = aka.get(key)
+        full_text = _mean_sd(full, key, FULL_GRID) if len(full) and key in set(full["model"]) else (
+            "not run (depth 20 only)" if d != 20 else "not finished yet")
+        rows.append({"model": key,
+                     "ours, 1/8 recipe: test error (%)": _mean_sd(short, key, SHORT_GRID),
+                     "ours, 1/8 recipe: training error (%)": _mean_sd(short, key, SHORT_GRID, "train_acc"),
+                     "ours, full length (%)": full_text,
+                     "paper (%)": f"{PAPER_TEST_ERROR[d]:.2f}" if key.startswith("resnet") else "— (Fig. 6 only)",
+                     "akamaster, published (%)": f"{rec['published_test_error_pct']:.2f}" if rec else "—",
+                     "akamaster on our JPEG copy (%)": f"{rec['test_error_pct']:.2f}" if rec else "—"})
     return pd.DataFrame(rows).set_index("model")
 
 
@@ -313,9 +317,8 @@ SETTLE_LAST_EPOCHS = 3
 
 
 def _phase_ends(run: pd.DataFrame) -> list[float]:
-    """A run's training accuracy at the last epoch that ends before each of its learning-rate drops, and at its
+    """A run's (rows sorted by epoch) training accuracy at the last epoch that ends before each of its learning-rate drops, and at its
     final epoch (``nan`` for a drop that comes before the first epoch ends). The drops are the record's own."""
-    run = run.sort_values("epoch")
     ends = []
     for drop in run["lr_drops"].iloc[0]:
         before = run[run["iteration"] <= drop]
@@ -328,21 +331,19 @@ def settling_table(df: pd.DataFrame) -> pd.DataFrame:
     accuracy of each epoch, augmented, in training mode) before each learning-rate drop and at the end, the gain
     over the last phase (after the last drop), and the largest move of any seed over its last epochs."""
     rows = []
-    for arch in ("resnet", "plain"):
-        for d in SHORT_DEPTHS:
-            key = ModelSpec(arch, d, "A" if arch == "resnet" else None).key
-            runs = [g for _, g in df[df["model"] == key].groupby("run_id")] if len(df) else []
-            if not runs:
-                continue
-            ends = pd.DataFrame([_phase_ends(r) for r in runs])
-            last = [r.sort_values("epoch")["train_acc"].iloc[-SETTLE_LAST_EPOCHS:] for r in runs]
-            row: dict[str, Any] = {"model": key, "runs": len(runs)}
-            for i in range(ends.shape[1] - 1):
-                row[f"before drop {i + 1} (%)"] = 100 * ends[i].mean()
-            row["final (%)"] = 100 * ends[ends.shape[1] - 1].mean()
-            row["last phase (points)"] = 100 * (ends[ends.shape[1] - 1] - ends[ends.shape[1] - 2]).mean()
-            row[f"last {SETTLE_LAST_EPOCHS} epochs, largest move (points)"] = 100 * max(s.max() - s.min() for s in last)
-            rows.append(row)
+    for _, key in _short_models():
+        runs = [g.sort_values("epoch") for _, g in df[df["model"] == key].groupby("run_id")] if len(df) else []
+        if not runs:
+            continue
+        ends = pd.DataFrame([_phase_ends(r) for r in runs])
+        last = [r["train_acc"].iloc[-SETTLE_LAST_EPOCHS:] for r in runs]
+        row: dict[str, Any] = {"model": key, "runs": len(runs)}
+        for i in range(ends.shape[1] - 1):
+            row[f"before drop {i + 1} (%)"] = 100 * ends[i].mean()
+        row["final (%)"] = 100 * ends.iloc[:, -1].mean()
+        row["last phase (points)"] = 100 * (ends.iloc[:, -1] - ends.iloc[:, -2]).mean()
+        row[f"last {SETTLE_LAST_EPOCHS} epochs, largest move (points)"] = 100 * max(s.max() - s.min() for s in last)
+        rows.append(row)
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
 
 
