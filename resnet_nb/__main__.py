@@ -176,6 +176,16 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--max-runs", type=argument_type(positive_int), help="stop after this many runs (>= 1)")
     _add_seed_parallel_option(gr)
     _add_training_options(gr)
+    for action, short, long in (
+            ("park", "copy unfinished runs' checkpoints into carry/, to commit",
+             "Copy the checkpoint of each unfinished run into carry/<grid>/ (commit it: a fresh machine then "
+             "resumes the run) and delete the carried files of runs that have their record."),
+            ("unpark", "copy carried checkpoints into the checkpoint cache",
+             "Copy the carried checkpoints of unfinished runs into the checkpoint cache, where `grid run` resumes "
+             "them, unless the cache holds the same or a later epoch (scripts/cpu_lanes.sh does this first).")):
+        c = actions.add_parser(action, help=short, description=long)
+        _add_selection_options(c)
+        c.add_argument("--carry", type=Path, default=None, help="the carry folder (default: the repository's carry/)")
 
     a = sub.add_parser("akamaster", help="evaluate the published akamaster ResNets on our test copy; write records",
                        description="Evaluate the published akamaster CIFAR ResNets on our test copy and write one "
@@ -345,6 +355,14 @@ def cmd_grid(args: argparse.Namespace) -> int:
     from .provenance import device_name
 
     runs = select_runs(args)
+    if args.action in ("park", "unpark"):
+        from . import carry
+
+        move = carry.park if args.action == "park" else carry.unpark
+        for line in move(runs, results=args.results, checkpoints=args.checkpoints,
+                         carry=args.carry if args.carry is not None else carry.CARRY_DIR):
+            print(line)
+        return 0
     k = grid_seed_parallel(args)
     if args.action == "list" and args.ids:  # for scripts that hand runs (or groups) to parallel workers
         here = device_name(args.device)

@@ -19,6 +19,9 @@
 # The lanes run a frozen worktree of HEAD (LANES_DIR/worktree-<sha>, default .lanes/): editing the
 # checkout while they train does not change the code a run started with, and the records name that
 # commit. Uncommitted changes to resnet_nb/ are therefore not in the lanes: a warning says so.
+# A run longer than a session (the full-length paper runs) survives a fresh machine through the repository:
+# `python -m resnet_nb grid park GRID` copies unfinished runs' checkpoints into carry/ (commit them), and this
+# script unparks them into the cache before the lanes start (a newer checkpoint in the cache is kept).
 # Logs: LANES_DIR/logs/. The script returns once the lanes have started (WAIT=1: once they end);
 # each lane is its own process group, printed with the command that stops it.
 # Needs RESNET_NB_DATA (or internet for the torchvision download).
@@ -44,6 +47,13 @@ fi
 for sel in "$@"; do  # a bad grid name (or selection) fails here, before any lane starts
   only=(); [ "${sel#*:}" = "$sel" ] || only=(--only "${sel#*:}")
   (cd "$frozen" && "$py" -m resnet_nb grid list "${sel%%:*}" "${only[@]}" --ids --results "$results" >/dev/null)
+done
+for sel in "$@"; do  # unfinished runs carried in the repository (`grid park`) resume where they were parked
+  only=(); [ "${sel#*:}" = "$sel" ] || only=(--only "${sel#*:}")
+  if [ -d "$repo/carry/${sel%%:*}" ]; then
+    (cd "$frozen" && "$py" -m resnet_nb grid unpark "${sel%%:*}" "${only[@]}" --results "$results" \
+      --carry "$repo/carry") || echo "warning: could not unpark carry/${sel%%:*} (see above); the lanes start without it" >&2
+  fi
 done
 mkdir -p "$work/logs"
 stamp=$(date +%Y%m%dT%H%M%S)

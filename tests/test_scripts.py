@@ -121,6 +121,7 @@ LANE_PY = r"""#!/usr/bin/env bash
 shift 2
 echo "$PWD|${OMP_NUM_THREADS:-}|$*" >>"$FAKE_LOG"
 if [ "$1 $2" = "grid list" ] && [ "$3" = nope ]; then echo "error: unknown grid 'nope'" >&2; exit 2; fi
+if [ "$1 $2" = "grid unpark" ] && [ -n "${FAKE_UNPARK_FAIL:-}" ]; then echo "error: carried checkpoint x" >&2; exit 2; fi
 [ "$1 $2" = "grid run" ] && sleep 0.3
 exit 0
 """
@@ -144,8 +145,8 @@ def lane_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def run_lanes(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = os.environ | {"PYTHON": str(repo.parent / "fakepy"), "FAKE_LOG": str(repo.parent / "calls.txt"),
+def run_lanes(repo: Path, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | extra | {"PYTHON": str(repo.parent / "fakepy"), "FAKE_LOG": str(repo.parent / "calls.txt"),
                         "LANES_DIR": str(repo.parent / "lanes"), "RESULTS": str(repo.parent / "results"),
                         "WAIT": "1", "STAGGER": "0"}
     return subprocess.run(["bash", str(repo / "scripts" / "cpu_lanes.sh"), *args], env=env, capture_output=True,
@@ -173,6 +174,21 @@ def test_cpu_lanes_run_each_grid_in_turn_from_a_frozen_worktree(lane_repo: Path)
     assert len(logs) == 2 and all(re.findall(r"=== grid (\S+) exit 0", log.read_text()) == ["report", "precision10"]
                                   for log in logs)  # in the order given
     assert p.stdout.count("(stop: kill -- -") == 2
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_cpu_lanes_unpark_carried_checkpoints_before_the_lanes_start(lane_repo: Path, fails: bool) -> None:
+    (lane_repo / "carry" / "paper").mkdir(parents=True)  # carried runs of grid paper only
+    p = run_lanes(lane_repo, "1", "report", "paper:resnet20*", **({"FAKE_UNPARK_FAIL": "1"} if fails else {}))
+    assert p.returncode == 0, p.stderr
+    calls = [line.split("|")[2] for line in (lane_repo.parent / "calls.txt").read_text().splitlines()]
+    results = lane_repo.parent / "results"
+    unparks = [i for i, c in enumerate(calls) if c.startswith("grid unpark")]
+    assert [calls[i] for i in unparks] == [
+        f"grid unpark paper --only resnet20* --results {results} --carry {lane_repo / 'carry'}"]
+    assert unparks[0] < min(i for i, c in enumerate(calls) if c.startswith("grid run"))
+    assert ("could not unpark carry/paper" in p.stderr) is fails  # a bad carried file never keeps the lanes idle
+    assert sum(c.startswith("grid run") for c in calls) == 2
 
 
 @pytest.mark.parametrize(("args", "message"), [
