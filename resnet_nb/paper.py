@@ -7,6 +7,7 @@ a missing piece says what is missing and the command that makes it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,10 @@ from .claims import PAPER_PARAMS, PAPER_TEST_ERROR, Claim, Finding, final_values
 from .data import Cifar10
 from .grids import PAPER_PRIORITY, grid_runs
 from .models import ModelSpec
+from .readings import PLANNED, READINGS, Reading
+from .readings import paired as paired_reading
 from .records import summarize
+from .robustness import holm_reading, mark_robustness
 from .train import get_recipe
 
 PAPER_DEPTHS = (20, 32, 44, 56, 110)
@@ -255,18 +259,70 @@ SHORT_CLAIMS = {
 DEPTH_STEPS = ((20, 32), (32, 44), (44, 56), (20, 56))
 
 
-def shortened_findings(df: pd.DataFrame) -> list[Finding]:
-    """Every comparison of :data:`SHORT_CLAIMS` on the records ``df`` (either protocol: the same tests)."""
-    c = SHORT_CLAIMS
-    rows = [finding(c["degradation"], f"plain-{a} − plain-{b}", "final training accuracy, points",
-                    paired(df, f"plain{a}", f"plain{b}", "train_acc"), more()) for a, b in DEPTH_STEPS]
-    rows += [finding(c["resnet_depth"], f"ResNet-{b} − ResNet-{a}", "final test accuracy, points",
-                     paired(df, f"resnet{b}-A", f"resnet{a}-A", "test_acc"), more()) for a, b in DEPTH_STEPS]
-    rows += [finding(c["resnet_vs_plain"], f"depth {d}: ResNet − plain", "final test accuracy, points",
-                     paired(df, f"resnet{d}-A", f"plain{d}", "test_acc"), more()) for d in SHORT_DEPTHS]
-    rows += [finding(c["resnet_vs_plain"], f"depth {d}: ResNet − plain", "final training accuracy, points",
-                     paired(df, f"resnet{d}-A", f"plain{d}", "train_acc"), more()) for d in SHORT_DEPTHS]
-    return rows
+def _short_comparisons() -> list[tuple[Claim, str, str, str, str, str]]:
+    """(claim, scope, measure, x model, y model, metric) of every comparison, x − y, in the chapter's order."""
+    c, train, test = SHORT_CLAIMS, "final training accuracy, points", "final test accuracy, points"
+    return ([(c["degradation"], f"plain-{a} − plain-{b}", train, f"plain{a}", f"plain{b}", "train_acc")
+             for a, b in DEPTH_STEPS]
+            + [(c["resnet_depth"], f"ResNet-{b} − ResNet-{a}", test, f"resnet{b}-A", f"resnet{a}-A", "test_acc")
+               for a, b in DEPTH_STEPS]
+            + [(c["resnet_vs_plain"], f"depth {d}: ResNet − plain", measure, f"resnet{d}-A", f"plain{d}", metric)
+               for measure, metric in ((test, "test_acc"), (train, "train_acc")) for d in SHORT_DEPTHS])
+
+
+def _comparison_key(f: Finding) -> str:
+    """A comparison's identity across readings (ResNet vs plain is tested on two measures per depth)."""
+    return f"{f.line}|{f.measure}"
+
+
+def shortened_findings(df: pd.DataFrame, reading: Reading = PLANNED) -> list[Finding]:
+    """Every comparison of :data:`SHORT_CLAIMS` on the records ``df`` (either protocol: the same tests),
+    judged under ``reading`` (the planned one unless told: final epoch, paired t, 95 %)."""
+    return [finding(claim, scope, measure,
+                    paired_reading(df, x, y, metric, reading, reading.level(f"{claim.key}|{scope}|{measure}")), more())
+            for claim, scope, measure, x, y, metric in _short_comparisons()]
+
+
+def shortened_robustness(df: pd.DataFrame) -> tuple[list[Finding], dict[str, list[Finding]]]:
+    """The planned findings marked robust or fragile, and the findings under each alternative reading of
+    :data:`resnet_nb.readings.READINGS` (fixed before any record existed; Holm over this chapter's comparisons)."""
+    planned = shortened_findings(df)
+    others: dict[str, list[Finding]] = {}
+    for r in READINGS:
+        if r.holm:
+            r = dataclasses.replace(holm_reading(planned, r, _comparison_key),
+                                    name="Holm-adjusted over these comparisons")
+        others[r.name] = shortened_findings(df, r)
+    return mark_robustness(planned, others, _comparison_key), others
+
+
+def shortened_robustness_table(findings: list[Finding], others: dict[str, list[Finding]]) -> pd.DataFrame:
+    """One row per tested comparison: the planned verdict, the verdict under each reading (``≠`` marks a
+    change) and robust or fragile."""
+    rows = []
+    for i, f in enumerate(findings):
+        if f.comparison is None:
+            continue
+        row = {"comparison": f.scope, "measure": f.measure.split(",")[0], "planned": f.verdict}
+        for name, fs in others.items():
+            row[name] = fs[i].verdict if fs[i].verdict == f.verdict else f"≠ {fs[i].verdict}"
+        rows.append(row | {"robustness": f.robustness})
+    return pd.DataFrame(rows, columns=["comparison", "measure", "planned", *others, "robustness"])
+
+
+def shortened_robustness_text(findings: list[Finding], others: dict[str, list[Finding]]) -> str:
+    """Markdown: how many tested comparisons keep their verdict under every reading, and what changes the others."""
+    tested = [f for f in findings if f.comparison is not None]
+    if not tested:
+        return "No comparison has records yet: nothing to judge again."
+    fragile = [f for f in tested if f.robustness == "fragile"]
+    text = (f"**Robustness.** Each tested comparison judged again under {len(others)} other readings "
+            f"({'; '.join(others)}): {len(tested) - len(fragile)} of {len(tested)} keep their planned verdict under "
+            "every one of them.")
+    if fragile:
+        text += " Fragile: " + "; ".join(f"{f.scope} ({f.measure.split(',')[0]}, planned **{f.verdict}**): "
+                                          + ", ".join(f.flips) for f in fragile) + "."
+    return text
 
 
 def protocol_table(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pandas as pd
 from scipy import stats as sps
@@ -25,10 +25,34 @@ def _p_value(f: Finding) -> float:
     return math.nan if f.comparison is None else f.comparison.p_value
 
 
-def holm_reading(planned: Sequence[Finding], reading: Reading) -> Reading:
-    """``reading`` with each tested line's Holm level, ranked by the planned p-values against zero."""
-    levels = holm_levels({f.line: _p_value(f) for f in planned if f.verdict != "not tested"})
+def _line(f: Finding) -> str:
+    return f.line
+
+
+def holm_reading(planned: Sequence[Finding], reading: Reading, key: Callable[[Finding], str] = _line) -> Reading:
+    """``reading`` with each tested line's Holm level (by ``key``, the ledger's line id unless told),
+    ranked by the planned p-values against zero."""
+    levels = holm_levels({key(f): _p_value(f) for f in planned if f.verdict != "not tested"})
     return dataclasses.replace(reading, levels=levels)
+
+
+def mark_robustness(planned: Sequence[Finding], others: dict[str, list[Finding]],
+                    key: Callable[[Finding], str] = _line) -> list[Finding]:
+    """``planned`` with each tested line marked robust (every other reading gives its verdict) or fragile,
+    with the flips; ``others`` holds the same lines, in the same order, under each reading (by its name)."""
+    marked = []
+    for i, f in enumerate(planned):
+        if f.verdict == "not tested":
+            marked.append(f)
+            continue
+        flips = []
+        for name, findings in others.items():
+            g = findings[i]
+            assert key(g) == key(f)  # one list of lines, one order
+            if g.verdict != f.verdict:
+                flips.append(f"{name}: {g.verdict} (n = {g.n_text()})")
+        marked.append(dataclasses.replace(f, robustness="fragile" if flips else "robust", flips=tuple(flips)))
+    return marked
 
 
 def robust_ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
@@ -41,19 +65,7 @@ def robust_ledger(df: pd.DataFrame, paper_df: pd.DataFrame | None = None,
     for r in readings:
         r = holm_reading(planned, r) if r.holm else r
         others[r.name] = ledger(df, paper_df, r, n_boot)
-    marked = []
-    for i, f in enumerate(planned):
-        if f.verdict == "not tested":
-            marked.append(f)
-            continue
-        flips = []
-        for name, findings in others.items():
-            g = findings[i]
-            assert g.line == f.line  # one ledger, one order
-            if g.verdict != f.verdict:
-                flips.append(f"{name}: {g.verdict} (n = {g.n_text()})")
-        marked.append(dataclasses.replace(f, robustness="fragile" if flips else "robust", flips=tuple(flips)))
-    return marked, others
+    return mark_robustness(planned, others), others
 
 
 def robustness_table(findings: Sequence[Finding], others: dict[str, list[Finding]]) -> pd.DataFrame:

@@ -114,6 +114,36 @@ def test_shortened_findings_every_step_and_depth() -> None:
     assert vs[1].comparison.estimate == pytest.approx(1.0)
 
 
+def test_shortened_robustness_judges_every_comparison_again_under_each_reading() -> None:
+    from resnet_nb.paper import shortened_robustness, shortened_robustness_table, shortened_robustness_text
+
+    df = _short({"plain20": 3, "plain56": 3, "resnet20-A": 3, "resnet32-A": 3}, epochs=4)
+    df.loc[df["model"] == "plain56", "train_acc"] -= 0.30 + 0.002 * df["seed"]  # a wide, steady gap
+    df.loc[df["model"] == "resnet32-A", "test_acc"] += 0.01 + 0.001 * df["seed"]  # better at the end ...
+    df.loc[df["model"] == "resnet20-A", "train_acc"] += 0.003 * (df["seed"] % 2)  # level with plain-20
+    df.loc[df["model"] == "plain20", "test_acc"] -= 0.002 * (df["seed"] % 2)
+    peak = (df["model"] == "resnet20-A") & (df["epoch"] == 3)
+    df.loc[peak, "test_acc"] = 0.95 + 0.001 * df.loc[peak, "seed"]  # ... but ResNet-20 peaked mid-run
+    findings, others = shortened_robustness(df)
+    assert list(others) == ["best epoch", "mean of the last 3 epochs", "Welch t instead of paired",
+                            "only seeds made in one setting", "Holm-adjusted over these comparisons"]
+    table = shortened_robustness_table(findings, others)
+    assert list(table["comparison"]) == ["plain-20 − plain-56", "ResNet-32 − ResNet-20", "depth 20: ResNet − plain",
+                                         "depth 20: ResNet − plain"]  # the tested ones (test, then training)
+    assert list(table["measure"][2:]) == ["final test accuracy", "final training accuracy"]
+    deg, depth = table.iloc[0], table.iloc[1]
+    assert deg["planned"] == "reproduced" and deg["robustness"] == "robust"
+    assert (deg["Holm-adjusted over these comparisons"], deg["Welch t instead of paired"]) == ("reproduced",) * 2
+    assert (depth["planned"], depth["best epoch"], depth["robustness"]) == ("reproduced", "≠ contradicted", "fragile")
+    assert depth["mean of the last 3 epochs"] == "≠ contradicted"  # the peak is among the last 3 epochs
+    text = shortened_robustness_text(findings, others)
+    assert "under 5 other readings" in text and "2 of 4 keep their planned verdict" in text
+    assert ("ResNet-32 − ResNet-20 (final test accuracy, planned **reproduced**): best epoch: contradicted "
+            "(n = 3), mean of the last 3 epochs: contradicted (n = 3)") in text
+    assert shortened_robustness_text(*shortened_robustness(_short({}))) == (
+        "No comparison has records yet: nothing to judge again.")
+
+
 def test_claim_summary_counts_missing_comparisons() -> None:
     from resnet_nb.paper import claim_summary, shortened_findings
 
