@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pandas as pd
 import pytest
 
@@ -142,6 +144,30 @@ def test_shortened_robustness_judges_every_comparison_again_under_each_reading()
             "(n = 3), mean of the last 3 epochs: contradicted (n = 3)") in text
     assert shortened_robustness_text(*shortened_robustness(_short({}))) == (
         "No comparison has records yet: nothing to judge again.")
+
+
+@pytest.mark.parametrize(("test_gain", "train_gain", "ending"), [
+    (0.02, 0.02, "Deeper ResNets are better at this length too, as in the paper's Table 6."),
+    (0.0, 0.02, "at this length its extra depth goes into fitting, not into generalising."),
+    (0.0, 0.0, "Whether they would with 8x the iterations, as in the paper's Table 6, is not measured here: only "
+               "depth 20 trains at full length."),
+])
+def test_resnet_depth_text_tells_fitting_from_training_length(test_gain: float, train_gain: float,
+                                                              ending: str) -> None:
+    from resnet_nb.paper import resnet_depth_text
+
+    df = _short({"resnet20-A": 3, "resnet56-A": 3})
+    deep = df["model"] == "resnet56-A"
+    wobble = 0.002 * (df["seed"] - 1) ** 2  # seeds 0, 1, 2: +0.002, 0, +0.002 (a spread, mean 0.00133)
+    df.loc[deep, "test_acc"] += test_gain + wobble[deep]
+    df.loc[deep, "train_acc"] += train_gain + wobble[deep]
+    text = resnet_depth_text(df)
+    assert text.startswith("Test error (%) by depth at 8,000 iterations: ResNet-20 ")
+    assert text.endswith(ending)
+    verdicts = re.findall(r"\*\*(\w+)\*\*", text)
+    assert verdicts == ["reproduced" if test_gain else "inconclusive", "reproduced" if train_gain else "inconclusive"]
+    assert resnet_depth_text(_short({"resnet20-A": 3})) == (
+        "ResNet-56 and ResNet-20 have no seed in common yet: nothing to compare.")
 
 
 def test_claim_summary_counts_missing_comparisons() -> None:
