@@ -423,34 +423,60 @@ def settling_text(df: pd.DataFrame) -> str:
     return text
 
 
-def resnet_depth_text(df: pd.DataFrame, deep: int = 56, shallow: int = 20) -> str:
-    """Markdown: whether the deeper ResNet has the lower test error at this length and, where it does not,
-    whether it fits its training images better (the extra depth goes into fitting) or not (it is not trained
-    far enough to use its depth). Paired over seeds, the chapter's rule."""
-    x, y = f"resnet{deep}-A", f"resnet{shallow}-A"
-    claim = SHORT_CLAIMS["resnet_depth"]
-    test = finding(claim, f"ResNet-{deep} − ResNet-{shallow}", "test", paired(df, x, y, "test_acc"), more())
-    train = finding(claim, f"ResNet-{deep} − ResNet-{shallow}", "training", paired(df, x, y, "train_acc"), more())
-    if test.comparison is None or train.comparison is None:
-        return f"ResNet-{deep} and ResNet-{shallow} have no seed in common yet: nothing to compare."
+def _depth_pairs(df: pd.DataFrame) -> list[tuple[Finding, Finding]]:
+    """For each step of :data:`DEPTH_STEPS` with records: (deeper − shallower test accuracy, the same in
+    training accuracy), each judged "the deeper net is better" by the chapter's rule."""
+    claim, pairs = SHORT_CLAIMS["resnet_depth"], []
+    for a, b in DEPTH_STEPS:
+        scope, x, y = f"ResNet-{b} − ResNet-{a}", f"resnet{b}-A", f"resnet{a}-A"
+        test, train = (finding(claim, scope, measure, paired(df, x, y, metric), more())
+                       for measure, metric in (("final test accuracy, points", "test_acc"),
+                                               ("final training accuracy, points", "train_acc")))
+        if test.comparison is not None and train.comparison is not None:
+            pairs.append((test, train))
+    return pairs
+
+
+def resnet_depth_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Per depth step of the ResNets: the test and the training accuracy difference (deeper − shallower,
+    paired over seeds, 95 % interval) with the verdicts "deeper scores better" and "deeper fits better"."""
+    rows = [{"comparison": test.scope, "n": test.n_text(), "test accuracy (points)": test.estimate_text(),
+             "deeper scores better": test.verdict, "training accuracy (points)": train.estimate_text(),
+             "deeper fits better": train.verdict} for test, train in _depth_pairs(df)]
+    return pd.DataFrame(rows, columns=["comparison", "n", "test accuracy (points)", "deeper scores better",
+                                       "training accuracy (points)", "deeper fits better"])
+
+
+def resnet_depth_text(df: pd.DataFrame) -> str:
+    """Markdown: where the deeper ResNet does not score better on the test images, whether it fits its
+    training images better (its extra depth goes into fitting) or not (the run is too short for it to pay)."""
+    pairs = _depth_pairs(df)
+    if not pairs:
+        return "No two ResNet depths have a seed in common yet: nothing to compare."
     errors = ", ".join(f"ResNet-{d} {_mean_sd(df, f'resnet{d}-A', SHORT_GRID)}" for d in SHORT_DEPTHS
                        if _n_of(df, f"resnet{d}-A", SHORT_GRID)[0])
     short = grid_runs(SHORT_GRID)[0].recipe_obj().iterations or 0
-    text = (f"Test error (%) by depth at {short:,} iterations: {errors}. ResNet-{deep} − ResNet-{shallow}: final test "
-            f"accuracy {test.estimate_text()} (n = {test.n_text()}) → deeper is better: **{test.verdict}**; final "
-            f"training accuracy {train.estimate_text()} (n = {train.n_text()}) → deeper fits its training images "
-            f"better: **{train.verdict}** (training accuracy here is the running accuracy over each epoch's "
-            "augmented batches).")
-    if test.verdict == "reproduced":
-        return text + " Deeper ResNets are better at this length too, as in the paper's Table 6."
-    if train.verdict == "reproduced":
-        return text + (" The deeper net fits its training images better without scoring better on the test images: "
-                       "at this length its extra depth goes into fitting, not into generalising.")
-    return text + (" Nor do the records show the deeper net fitting its training images better, so the missing gain "
-                   "is not that of a deeper net that fits better and generalises worse: at "
-                   f"{short:,} iterations its extra layers have not measurably turned into a better fit. Whether they would with "
-                   f"{_full_over_short():.0f}x the iterations, as in the paper's Table 6, is not measured here: only "
-                   "depth 20 trains at full length.")
+    text = f"Test error (%) by depth at {short:,} iterations: {errors}."
+    worse = [(t, f) for t, f in pairs if t.verdict != "reproduced"]
+    if not worse:
+        return text + " At every step with records the deeper ResNet scores better, as in the paper's Table 6."
+    fits = [t.scope for t, f in worse if f.verdict == "reproduced"]
+    unfit = [t.scope for t, f in worse if f.verdict == "contradicted"]
+    text += (f" In {len(worse)} of {len(pairs)} comparisons the records do not show the deeper ResNet scoring better "
+             f"on the test images ({', '.join(t.scope for t, _ in worse)}).")
+    text += (f" In {len(fits)} of them it fits its training images better ({', '.join(fits)}): there its extra depth "
+             "goes into fitting, not into generalising." if fits else
+             " In none of them do the records show it fitting its training images better either.")
+    if unfit:
+        text += (f" In {len(unfit)} they show it fitting them worse ({', '.join(unfit)}): the deeper net has not "
+                 "caught up with the shallower one in training error by the end of the run.")
+    if len(fits) < len(worse):
+        text += (" Where the deeper net fits no better, the records give no sign that its extra depth goes into "
+                 f"over-fitting: at {short:,} iterations the extra layers have not turned into a better fit at all. "
+                 f"Whether they would with {_full_over_short():.0f}x the iterations, as in the paper's Table 6, is not "
+                 "measured here: only depth 20 trains at full length. (Training accuracy here is the running accuracy "
+                 "over each epoch's augmented batches.)")
+    return text
 
 
 def kept_weights(results: Path, grid: str, keys: tuple[str, ...], seed: int = 0) -> dict[str, torch.nn.Module]:
