@@ -158,7 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List or run a named grid of runs: `grid list NAME`, `grid run NAME`.")
     actions = g.add_subparsers(dest="action", required=True, parser_class=ArgumentParser, metavar="ACTION")
     gl = actions.add_parser("list", help="each run's state and the time left",
-                            description="Each run of the grid: done, partial, running, invalid, todo, or covered "
+                            description="Each run of the grid: done, partial, running, parked (its checkpoint is in the "
+                                        "repository's carry/, not in the cache: `grid unpark` resumes it), invalid, "
+                                        "todo, or covered "
                                         "(another grid's record is the same run, at the same precision, on this "
                                         "device: the report grid's runs stand in for precision10's), with an "
                                         "estimate of the time left on --device.")
@@ -349,6 +351,19 @@ def covered_text(states: dict[RunConfig, str]) -> str:
     return f", {len(covered)} covered by grid {' / '.join(map(repr, grids))} records"
 
 
+def parked_runs(states: dict[RunConfig, str]) -> list[RunConfig]:
+    """The runs with no checkpoint in the cache (``todo``) whose progress is parked in the repository's carry/."""
+    from .carry import carried
+
+    return [r for r, state in states.items() if state == "todo" and carried(r)]
+
+
+def parked_text(parked: list[RunConfig], grid: str) -> str:
+    return (f"{len(parked)} run(s) parked in carry/ with no checkpoint in the cache ({', '.join(r.run_id for r in parked)}): "
+            f"`python -m resnet_nb grid unpark {grid}` resumes them where they were parked (scripts/cpu_lanes.sh does "
+            "it first); `grid run` alone would train them from scratch")
+
+
 def cmd_grid(args: argparse.Namespace) -> int:
     from .estimate import estimate_seconds, probe_seconds_left, run_precision
     from .grids import pending, plan_groups, run_states
@@ -378,10 +393,14 @@ def cmd_grid(args: argparse.Namespace) -> int:
               "here yet)")
         states = run_states(runs, args.results, args.checkpoints, dev_name)
         probed: set[tuple[str, str]] = set()
+        parked = parked_runs(states)
         for r, state in states.items():
             holder = None if state == "done" else lock_holder(record_path(r, args.results))
             if holder is not None:
                 state = "running"
+                parked = [p for p in parked if p != r]  # another process has it: nothing to unpark
+            elif r in parked:
+                state = "parked"
             finished = state in ("done", "covered", "invalid")
             est = None if finished else estimate_seconds(
                 r, dev_name, args.results, args.checkpoints, run_precision(r, dev),
@@ -399,6 +418,8 @@ def cmd_grid(args: argparse.Namespace) -> int:
             print(f"{r.run_id:<40}{state:<9}{shown:>10}", flush=True)
         done = sum(state == "done" for state in states.values())
         print(f"{done}/{len(runs)} done{covered_text(states)}; about {total / 3600:.1f} h left on this device")
+        if parked:
+            print(parked_text(parked, args.name))
         return 0
     return run_grid(args, runs)
 
@@ -422,6 +443,9 @@ def run_grid(args: argparse.Namespace, runs: list[RunConfig]) -> int:
     covered = covered_text(states)
     print(f"{limit} run(s) to do in grid {args.name!r}{covered and f' ({covered[2:]}, not trained again)'}",
           flush=True)
+    parked = parked_runs(states)
+    if parked:
+        print(f"warning: {parked_text(parked, args.name)}", file=sys.stderr, flush=True)
     if not todo:
         return 0
     check_device_options(args)

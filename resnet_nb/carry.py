@@ -33,7 +33,7 @@ class Moved:
     """What :func:`park` or :func:`unpark` did with one checkpoint file (``name`` in the grid's folder)."""
 
     name: str
-    action: str  # parked, unchanged, removed, nothing, unparked, kept, running, done
+    action: str  # parked, unchanged, kept, removed, nothing (park); unparked, kept, running, done (unpark)
     detail: str = ""
 
     def __str__(self) -> str:
@@ -48,8 +48,10 @@ def _seeds_of(name: str, run: RunConfig) -> list[int]:
     return [int(s) for s in match.group(1).split("-")] if match else []
 
 
-def _carried(run: RunConfig, folder: Path) -> list[Path]:
-    """The files in ``folder`` (a grid's carry folder) that hold ``run``'s progress."""
+def carried(run: RunConfig, carry: Path | None = None) -> list[Path]:
+    """The files in ``carry/<grid>/`` (default: the repository's) that hold ``run``'s progress (its own, or its
+    seed-parallel group's)."""
+    folder = Path(carry if carry is not None else CARRY_DIR) / run.grid
     paths = [folder / f"{run.run_id}.pt", *folder.glob(f"{glob_escape(run.config_id)}_seeds*.pt")]
     return [p for p in paths if p.is_file() and run.seed in _seeds_of(p.name, run)]
 
@@ -83,7 +85,7 @@ def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Pat
     for run in runs:
         folder = Path(carry) / run.grid
         if _finished(run, results):
-            for path in _carried(run, folder):
+            for path in carried(run, carry):
                 if all(_finished(replace(run, seed=s), results) for s in _seeds_of(path.name, run)):
                     path.unlink()
                     moved[path.name] = Moved(path.name, "removed", "the run has its record")
@@ -100,6 +102,11 @@ def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Pat
         if target.is_file() and target.read_bytes() == data:
             moved[source.name] = Moved(source.name, "unchanged", f"epoch {state['epoch']}")
             continue
+        ahead = _cache_epoch(target)  # a carried state further on (the cache restarted the run): never lost
+        if ahead is not None and ahead > state["epoch"]:
+            moved[source.name] = Moved(source.name, "kept", f"the carried file is at epoch {ahead}, the cache at "
+                                       f"{state['epoch']}; `grid unpark` resumes from it")
+            continue
         atomic_write_bytes(target, data)
         moved[source.name] = Moved(source.name, "parked", f"epoch {state['epoch']}, {len(data) / 1e6:.1f} MB")
     return list(moved.values())
@@ -115,7 +122,7 @@ def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: P
     todo: dict[str, tuple[bytes, Path, int]] = {}
     moved: dict[str, Moved] = {}
     for run in runs:
-        for path in _carried(run, Path(carry) / run.grid):
+        for path in carried(run, carry):
             if _finished(run, results):
                 moved.setdefault(path.name, Moved(path.name, "done", "the run has its record; `grid park` "
                                                                     "deletes this file"))
@@ -142,7 +149,7 @@ def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: P
 
 
 def _cache_epoch(path: Path) -> int | None:
-    """The epoch of the cache's checkpoint at ``path``; None if there is none or it is damaged (then replaced)."""
+    """The epoch of the checkpoint at ``path``; None if there is none or it is damaged (then replaced)."""
     if not path.exists():
         return None
     try:

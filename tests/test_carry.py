@@ -147,3 +147,55 @@ def test_grid_park_and_unpark_on_the_command_line(where: dict[str, Path], capsys
     (where["carry"] / "report" / "resnet20-A_report_s0.pt").write_bytes(b"junk")
     assert main(["grid", "unpark", "report", *fresh]) == 2
     assert "error: carried checkpoint" in capsys.readouterr().err
+
+
+def test_grid_run_and_list_name_runs_parked_in_carry_that_the_cache_lacks(
+        where: dict[str, Path], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from resnet_nb import carry
+    from resnet_nb.__main__ import parked_runs
+
+    monkeypatch.setattr(carry, "CARRY_DIR", where["carry"])
+    save_checkpoint(where["carry"] / "report" / "resnet20-A_report_s1.pt", state(3, seed=1))
+    states = {RUNS[0]: "todo", RUNS[1]: "todo"}
+    assert parked_runs(states) == [RUNS[1]]
+    assert parked_runs({RUNS[1]: "partial"}) == []  # the cache has its own checkpoint: nothing to say
+    opts = ["--results", str(where["results"]), "--checkpoints", str(where["checkpoints"]), "--device", "cpu"]
+    main(["grid", "run", "report", "--only", "resnet20-A_report_s*", *opts])  # stops at the missing data
+    err = capsys.readouterr().err
+    assert ("warning: 1 run(s) parked in carry/ with no checkpoint in the cache (resnet20-A_report_s1): "
+            "`python -m resnet_nb grid unpark report` resumes them") in err
+    assert "`grid run` alone would train them from scratch" in err
+
+
+def test_park_never_replaces_a_carried_checkpoint_that_is_further_on(where: dict[str, Path]) -> None:
+    carried = where["carry"] / "report" / "resnet20-A_report_s0.pt"
+    save_checkpoint(carried, state(40))
+    save_checkpoint(checkpoint_path(RUNS[0], where["checkpoints"]), state(2))  # the run restarted here
+    assert [str(m) for m in park(RUNS[:1], **where)] == [
+        "resnet20-A_report_s0.pt: kept (the carried file is at epoch 40, the cache at 2; `grid unpark` resumes "
+        "from it)"]
+    assert read_checkpoint(carried)["epoch"] == 40
+
+
+def test_grid_list_shows_a_parked_run(where: dict[str, Path], monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from resnet_nb import carry
+    from resnet_nb.provenance import device_name
+
+    monkeypatch.setattr(carry, "CARRY_DIR", where["carry"])
+    save_checkpoint(where["carry"] / "report" / "resnet20-A_report_s1.pt", state(3, seed=1))
+    here = device_name(torch.device("cpu"))  # a finished seed on this device: the estimate needs no probe
+    write_record(record_path(RUNS[0], where["results"]), fake_record(RUNS[0], [0.5] * 10, device_name=here))
+    assert main(["grid", "list", "report", "--only", "resnet20-A_report_s[01]", "--device", "cpu",
+                 "--results", str(where["results"]), "--checkpoints", str(where["checkpoints"])]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[:2] for line in out[1:3]] == [["resnet20-A_report_s0", "done"],
+                                                      ["resnet20-A_report_s1", "parked"]]
+    assert out[-1].startswith("1 run(s) parked in carry/ with no checkpoint in the cache (resnet20-A_report_s1)")
+    save_checkpoint(checkpoint_path(RUNS[1], where["checkpoints"]), state(1, seed=1))  # the cache has one now
+    main(["grid", "list", "report", "--only", "resnet20-A_report_s[01]", "--device", "cpu",
+          "--results", str(where["results"]), "--checkpoints", str(where["checkpoints"])])
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].split()[:2] == ["resnet20-A_report_s1", "partial"] and "parked" not in out[-1]
