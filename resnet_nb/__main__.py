@@ -365,14 +365,13 @@ def parked_text(parked: list[RunConfig], grid: str) -> str:
 
 
 def cmd_grid(args: argparse.Namespace) -> int:
+    from . import carry
     from .estimate import estimate_seconds, probe_seconds_left, run_precision
     from .grids import pending, plan_groups, run_states
     from .provenance import device_name
 
     runs = select_runs(args)
     if args.action in ("park", "unpark"):
-        from . import carry
-
         move = carry.park if args.action == "park" else carry.unpark
         for line in move(runs, results=args.results, checkpoints=args.checkpoints,
                          carry=args.carry if args.carry is not None else carry.CARRY_DIR):
@@ -402,8 +401,10 @@ def cmd_grid(args: argparse.Namespace) -> int:
             elif r in parked:
                 state = "parked"
             finished = state in ("done", "covered", "invalid")
+            # a parked run's progress is in carry/, laid out like the cache (<grid>/<run id>.pt)
+            progress = carry.CARRY_DIR if state == "parked" else args.checkpoints
             est = None if finished else estimate_seconds(
-                r, dev_name, args.results, args.checkpoints, run_precision(r, dev),
+                r, dev_name, args.results, progress, run_precision(r, dev),
                 elapsed=holder.get("age", 0.0) if holder else 0.0)
             if est is None and not finished:  # nothing ran here yet: time a few steps
                 if (r.model, r.recipe) not in probed:  # seconds each: say so before, not after

@@ -182,20 +182,27 @@ def test_grid_list_shows_a_parked_run(where: dict[str, Path], monkeypatch: pytes
     import torch
 
     from resnet_nb import carry
+    from resnet_nb.estimate import run_precision
     from resnet_nb.provenance import device_name
 
     monkeypatch.setattr(carry, "CARRY_DIR", where["carry"])
-    save_checkpoint(where["carry"] / "report" / "resnet20-A_report_s1.pt", state(3, seed=1))
-    here = device_name(torch.device("cpu"))  # a finished seed on this device: the estimate needs no probe
-    write_record(record_path(RUNS[0], where["results"]), fake_record(RUNS[0], [0.5] * 10, device_name=here))
+    history = [{"epoch": e, "seconds": 600.0} for e in (1, 2, 3)]
+    save_checkpoint(where["carry"] / "report" / "resnet20-A_report_s1.pt", state(3, seed=1) | {"history": history})
+    # a finished seed on this device, at the precision the run would train in: the estimate needs no probe
+    here, precision = device_name(torch.device("cpu")), run_precision(RUNS[0], torch.device("cpu"))
+    write_record(record_path(RUNS[0], where["results"]),
+                 fake_record(RUNS[0], [0.5] * 10, device_name=here, precision=precision))
     assert main(["grid", "list", "report", "--only", "resnet20-A_report_s[01]", "--device", "cpu",
                  "--results", str(where["results"]), "--checkpoints", str(where["checkpoints"])]) == 0
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[:2] for line in out[1:3]] == [["resnet20-A_report_s0", "done"],
                                                       ["resnet20-A_report_s1", "parked"]]
+    # its progress is read from the carried file: 7 of 10 epochs left at the mean epoch time of its 3 carried
+    # epochs (600 s) and the finished seed's 10 (1.5 s): 7 x 1,815 / 13 s = 16 min (from the cache alone: 0 min)
+    assert out[2].split()[2:] == ["16", "min"]
     assert out[-1].startswith("1 run(s) parked in carry/ with no checkpoint in the cache (resnet20-A_report_s1)")
     save_checkpoint(checkpoint_path(RUNS[1], where["checkpoints"]), state(1, seed=1))  # the cache has one now
     main(["grid", "list", "report", "--only", "resnet20-A_report_s[01]", "--device", "cpu",
           "--results", str(where["results"]), "--checkpoints", str(where["checkpoints"])])
     out = capsys.readouterr().out.splitlines()
-    assert out[2].split()[:2] == ["resnet20-A_report_s1", "partial"] and "parked" not in out[-1]
+    assert out[2].split() == ["resnet20-A_report_s1", "partial", "0", "min"] and "parked" not in out[-1]
