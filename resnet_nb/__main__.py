@@ -373,8 +373,7 @@ def cmd_grid(args: argparse.Namespace) -> int:
     runs = select_runs(args)
     if args.action in ("park", "unpark"):
         move = carry.park if args.action == "park" else carry.unpark
-        for line in move(runs, results=args.results, checkpoints=args.checkpoints,
-                         carry=args.carry if args.carry is not None else carry.CARRY_DIR):
+        for line in move(runs, results=args.results, checkpoints=args.checkpoints, carry=args.carry):
             print(line)
         return 0
     k = grid_seed_parallel(args)

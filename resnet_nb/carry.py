@@ -75,7 +75,7 @@ def _verified(data: bytes, where: str) -> dict[str, Any]:
 
 
 def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
-         carry: Path = CARRY_DIR) -> list[Moved]:
+         carry: Path | None = None) -> list[Moved]:
     """Copy each unfinished run's checkpoint into ``carry/<grid>/``; delete the carried files of finished runs.
 
     The bytes are read once and verified before they are written (atomically), so a checkpoint the lane
@@ -83,7 +83,7 @@ def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Pat
     """
     moved: dict[str, Moved] = {}
     for run in runs:
-        folder = Path(carry) / run.grid
+        folder = Path(carry if carry is not None else CARRY_DIR) / run.grid
         if _finished(run, results):
             for path in carried(run, carry):
                 if all(_finished(replace(run, seed=s), results) for s in _seeds_of(path.name, run)):
@@ -102,7 +102,7 @@ def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Pat
         if target.is_file() and target.read_bytes() == data:
             moved[source.name] = Moved(source.name, "unchanged", f"epoch {state['epoch']}")
             continue
-        ahead = _cache_epoch(target)  # a carried state further on (the cache restarted the run): never lost
+        ahead = _epoch_of(target)  # a carried state further on (the run restarted in the cache): never lost
         if ahead is not None and ahead > state["epoch"]:
             moved[source.name] = Moved(source.name, "kept", f"the carried file is at epoch {ahead}, the cache at "
                                        f"{state['epoch']}; `grid unpark` resumes from it")
@@ -113,7 +113,7 @@ def park(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Pat
 
 
 def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: Path | None = None,
-           carry: Path = CARRY_DIR) -> list[Moved]:
+           carry: Path | None = None) -> list[Moved]:
     """Copy the carried checkpoints of unfinished runs into the cache, unless it holds the same or a later epoch.
 
     Every carried file is verified before any is copied: one damaged file raises CorruptFileError naming it,
@@ -136,7 +136,7 @@ def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: P
         moved.pop(name, None)
         try:
             with claimed(target):
-                ours = _cache_epoch(target)
+                ours = _epoch_of(target)
                 if ours is not None and ours >= epoch:
                     moved[name] = Moved(name, "kept", f"the cache is at epoch {ours}, the carried file at {epoch}")
                     continue
@@ -148,7 +148,7 @@ def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: P
     return list(moved.values())
 
 
-def _cache_epoch(path: Path) -> int | None:
+def _epoch_of(path: Path) -> int | None:
     """The epoch of the checkpoint at ``path``; None if there is none or it is damaged (then replaced)."""
     if not path.exists():
         return None
