@@ -122,8 +122,9 @@ def unpark(runs: list[RunConfig], *, results: Path = RESULTS_DIR, checkpoints: P
     todo: dict[str, tuple[bytes, Path, int]] = {}
     moved: dict[str, Moved] = {}
     for run in runs:
+        finished = _finished(run, results)
         for path in carried(run, carry):
-            if _finished(run, results):
+            if finished:
                 moved.setdefault(path.name, Moved(path.name, "done", "the run has its record; `grid park` "
                                                                     "deletes this file"))
             elif path.name not in todo:

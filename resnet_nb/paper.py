@@ -272,14 +272,18 @@ def _short_comparisons() -> list[tuple[Claim, str, str, str, str, str]]:
 
 def _comparison_key(f: Finding) -> str:
     """A comparison's identity across readings (ResNet vs plain is tested on two measures per depth)."""
-    return f"{f.line}|{f.measure}"
+    return _key(f.claim, f.scope, f.measure)
+
+
+def _key(claim: Claim, scope: str, measure: str) -> str:
+    return f"{claim.key}|{scope}|{measure}"  # Finding.line, then the measure
 
 
 def shortened_findings(df: pd.DataFrame, reading: Reading = PLANNED) -> list[Finding]:
     """Every comparison of :data:`SHORT_CLAIMS` on the records ``df`` (either protocol: the same tests),
     judged under ``reading`` (the planned one unless told: final epoch, paired t, 95 %)."""
     return [finding(claim, scope, measure,
-                    paired_reading(df, x, y, metric, reading, reading.level(f"{claim.key}|{scope}|{measure}")), more())
+                    paired_reading(df, x, y, metric, reading, reading.level(_key(claim, scope, measure))), more())
             for claim, scope, measure, x, y, metric in _short_comparisons()]
 
 
