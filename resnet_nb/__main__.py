@@ -208,7 +208,7 @@ def _add_bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", default="resnet20-A,resnet56-A", help="comma-separated model keys")
     p.add_argument("--recipes", default="report,paper")
     p.add_argument("--variants", help=f"comma-separated, from: {', '.join(BENCH_VARIANTS)} "
-                                      "(default: all; -cuda_graph and +compile only on CUDA, -malloc only on the CPU)")
+                                      "(default: all; -cuda_graph and +compile only on CUDA)")
     p.add_argument("--steps", type=int, default=40, help="timed steps per repeat")
     p.add_argument("--warmup", type=int, default=10)
     p.add_argument("--repeats", type=int, default=3)
