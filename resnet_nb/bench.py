@@ -1,10 +1,7 @@
 """Training-speed benchmark: our trainer vs the plain PyTorch loop users write first.
 
 Both run in one process, side by side, on the same data and model, so the ratio is fair
-on a noisy machine. ``python -m resnet_nb bench``. On the CPU our variants set the C allocator
-(:func:`resnet_nb.hostmem.keep_freed_memory`, as ``fit`` does) and that cannot be undone in a
-process, so the variants without it (``baseline``, ``ours -malloc``) are measured first, whatever
-the order asked for; each measurement records the allocator state it ran with.
+on a noisy machine. ``python -m resnet_nb bench``.
 
 Variants (images/s after warm-up; median and min..max over repeats):
 
@@ -13,9 +10,8 @@ Variants (images/s after warm-up; median and min..max over repeats):
   fp32 NCHW model, the recipe's optimizer and batch size.
 * ``ours``: ``train.fit``'s step with its defaults (device-resident batches, channels_last,
   mixed precision where the hardware has it, the step as one CUDA graph on CUDA).
-* ``ours -resident`` / ``-channels_last`` / ``-mixed_precision`` / ``-malloc`` / ``-cuda_graph``: one
-  feature switched off (``-malloc``, the C allocator's setting of :mod:`resnet_nb.hostmem`, on the CPU
-  only; ``-cuda_graph`` on CUDA only).
+* ``ours -resident`` / ``-channels_last`` / ``-mixed_precision`` / ``-cuda_graph``: one
+  feature switched off (``-cuda_graph`` on CUDA only).
 * ``ours +compile``: with ``torch.compile`` instead of the CUDA graph (default variant on
   CUDA only; opt in elsewhere).
 * ``seed-parallel xK`` (``--seed-parallel 1,2,5,10``): K seeds in one step
@@ -41,8 +37,6 @@ from .data import Cifar10, DeviceLoader, channel_stats, load_cifar10
 from .files import atomic_write_text, check_writable
 from .models import ModelSpec, build_model
 from .provenance import environment
-from .hostmem import allocator_state, keep_freed_memory
-from .vocab import BENCH_CPU_ONLY as CPU_ONLY
 from .vocab import BENCH_CUDA_ONLY as CUDA_ONLY
 from .vocab import BENCH_VARIANTS as VARIANTS
 from .train import (GraphedStep, Recipe, evaluate, get_recipe, make_optimizer, resolve_cuda_graph, resolve_device,
@@ -61,7 +55,6 @@ class Measurement:
     train_max: float
     eval_images_per_s: float | None
     peak_memory_mb: float | None  # CUDA: max allocated; CPU: peak resident set size of the process so far
-    allocator: str = "untouched"  # the C allocator's setting it ran with (hostmem.allocator_state)
 
 
 class PILCifar(torch.utils.data.Dataset):
@@ -118,11 +111,6 @@ def _sync(device: torch.device) -> None:
 def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10, device: torch.device, *,
                     steps: int, warmup: int, repeats: int, eval_images: int) -> Measurement:
     ours = variant != "baseline"
-    if uses_allocator_setting(variant, device):
-        keep_freed_memory()
-    elif allocator_state() == "kept":
-        raise RuntimeError(f"{variant!r} must be measured before the variants that set the C allocator "
-                           "(run_benchmark orders them so)")
     resident = ours and variant != "ours -resident"
     channels_last = ours and variant != "ours -channels_last"
     precision = resolve_precision("auto", device) if ours and variant != "ours -mixed_precision" else "fp32"
@@ -168,12 +156,7 @@ def measure_variant(variant: str, spec: ModelSpec, recipe: Recipe, data: Cifar10
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
     del batches
     return Measurement(spec.key, recipe.name, variant, precision, statistics.median(rates), min(rates), max(rates),
-                       eval_rate, peak, allocator_state())
-
-
-def uses_allocator_setting(variant: str, device: torch.device) -> bool:
-    """Whether ``variant`` runs with :func:`keep_freed_memory` (our CPU step, as ``fit`` trains)."""
-    return device.type == "cpu" and variant not in ("baseline", "ours -malloc")
+                       eval_rate, peak)
 
 
 def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10, device: torch.device, *,
@@ -181,8 +164,6 @@ def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10
     """Aggregate training images/s of K seeds trained as one stacked step (as :func:`fit_stacked` does)."""
     from .stacked import StackedBatches, StackedNets, build_seed_model, stacked_loss
 
-    if device.type == "cpu":
-        keep_freed_memory()  # as fit_stacked trains
     precision = resolve_precision("auto", device)
     mean, std = channel_stats(data.train_x)
     train_x, train_y = data.train_x.to(device), data.train_y.to(device)
@@ -208,7 +189,7 @@ def measure_seed_parallel(k: int, spec: ModelSpec, recipe: Recipe, data: Cifar10
     rates = _timed_rates(step, device, warmup, steps, repeats)
     peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else _rss_mb()
     return Measurement(spec.key, recipe.name, f"seed-parallel x{k}", precision, statistics.median(rates), min(rates),
-                       max(rates), None, peak, allocator_state())
+                       max(rates), None, peak)
 
 
 def _timed_rates(step: Callable[[], int], device: torch.device, warmup: int, steps: int, repeats: int) -> list[float]:
@@ -258,26 +239,22 @@ def _eval_rate(model: torch.nn.Module, data: Cifar10, device: torch.device, ours
 def run_benchmark(data: Cifar10, device: torch.device, models: list[str], recipes: list[str],
                   variants: list[str], *, steps: int, warmup: int, repeats: int, eval_images: int,
                   seed_parallel: Sequence[int] = (), log: Callable[[str], None] = print) -> list[Measurement]:
-    """Every (model, recipe, variant) and seed-parallel K; returned in the order asked for.
-
-    The allocator setting is process-wide, so every measurement without it runs before the first with it.
-    """
-    jobs = [(model, recipe, variant) for model in models for recipe in recipes
-            for variant in [*variants, *(f"seed-parallel x{k}" for k in seed_parallel)]]
-    results: dict[tuple[str, str, str], Measurement] = {}
-    for model, recipe_name, variant in sorted(jobs, key=lambda j: uses_allocator_setting(j[2], device)):
-        spec, recipe = ModelSpec.from_key(model), get_recipe(recipe_name)
-        log(f"  {model:<11} {recipe_name:<7} {variant:<22} measuring ...")
-        if variant.startswith("seed-parallel x"):
-            m = measure_seed_parallel(int(variant.removeprefix("seed-parallel x")), spec, recipe, data, device,
-                                      steps=steps, warmup=warmup, repeats=repeats)
-        else:
-            m = measure_variant(variant, spec, recipe, data, device, steps=steps, warmup=warmup, repeats=repeats,
-                                eval_images=eval_images)
-        per = " (all seeds)" if variant.startswith("seed-parallel") else ""
-        log(f"  {model:<11} {recipe_name:<7} {variant:<22} {m.train_images_per_s:8.0f} img/s{per}")
-        results[model, recipe_name, variant] = m
-    return [results[job] for job in jobs]
+    results = []
+    for model in models:
+        for recipe_name in recipes:
+            recipe = get_recipe(recipe_name)
+            for variant in variants:
+                log(f"  {model:<11} {recipe_name:<7} {variant:<22} measuring ...")
+                m = measure_variant(variant, ModelSpec.from_key(model), recipe, data, device, steps=steps,
+                                    warmup=warmup, repeats=repeats, eval_images=eval_images)
+                log(f"  {model:<11} {recipe_name:<7} {variant:<22} {m.train_images_per_s:8.0f} img/s")
+                results.append(m)
+            for k in seed_parallel:
+                m = measure_seed_parallel(k, ModelSpec.from_key(model), recipe, data, device, steps=steps,
+                                          warmup=warmup, repeats=repeats)
+                log(f"  {model:<11} {recipe_name:<7} {m.variant:<22} {m.train_images_per_s:8.0f} img/s (all seeds)")
+                results.append(m)
+    return results
 
 
 def _time_estimate(device: torch.device, models: Sequence[str], recipes: Sequence[str], variants: int,
@@ -317,13 +294,10 @@ def run_from_args(args: argparse.Namespace) -> None:
     if any(k < 1 for k in seed_parallel):
         raise ValueError(f"--seed-parallel must be a comma-separated list of K >= 1, got {args.seed_parallel!r}")
     variants = [] if args.variants == "" else args.variants.split(",") if args.variants else [
-        v for v in VARIANTS
-        if (v not in CUDA_ONLY or device.type == "cuda") and (v not in CPU_ONLY or device.type == "cpu")]
+        v for v in VARIANTS if v not in CUDA_ONLY or device.type == "cuda"]
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
-    if device.type != "cpu" and (cpu_only := [v for v in variants if v in CPU_ONLY]):
-        raise ValueError(f"variant(s) {cpu_only} compare a CPU-only setting; drop them on {device.type}")
     models = args.models.split(",")
     for key in models:
         ModelSpec.from_key(key)

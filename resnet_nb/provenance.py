@@ -11,7 +11,6 @@ from typing import Any
 import torch
 
 from . import __version__
-from .hostmem import allocator_state
 from .vocab import canonical_device_name  # noqa: F401 - re-exported: records read names through it
 
 
@@ -61,7 +60,6 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 
 def segment_env(device: torch.device) -> dict[str, Any]:
-    """What a training segment records of the process that ran it (see ``checkpoints.SegmentLog``); on the
-    CPU also the C allocator's setting (``hostmem``: it changes speed, not the numbers)."""
+    """What a training segment records of the process that ran it (see ``checkpoints.SegmentLog``)."""
     return {"git_commit": git_commit(), "torch": torch.__version__, "device": str(device),
-            "device_name": device_name(device)} | ({"cpu_allocator": allocator_state()} if device.type == "cpu" else {})
+            "device_name": device_name(device)}

@@ -47,7 +47,6 @@ from torch.func import functional_call, vmap
 from .checkpoints import SegmentLog, load_for_resume
 from .data import Cifar10, DeviceLoader, crop_flip, crop_flip_draws
 from .models import ModelSpec, build_model
-from .hostmem import keep_freed_memory
 from .provenance import segment_env
 from .train import (CudaGraph, FitResult, GraphedStep, Precision, Recipe, Trainee, autocast,  # noqa: F401
                     as_device, build_seed_model, make_optimizer, resolve_cuda_graph, resolve_precision, restore,
@@ -196,8 +195,6 @@ def fit_stacked(spec: ModelSpec, recipe: Recipe, data: Cifar10, seeds: Sequence[
                                            std=std, shuffle=True, augment=recipe.augment, seed=s) for s in seeds])
     test = DeviceLoader(data.test_x, data.test_y, batch_size=500, device=dev, mean=mean, std=std)
 
-    if dev.type == "cpu":
-        keep_freed_memory()  # as fit does (see hostmem)
     stacked = StackedNets([build_seed_model(spec, recipe, s) for s in seeds]).to(dev)
     optimizer = make_optimizer(recipe, stacked, dev, capturable=use_graph)
     epochs, total_iterations, setup = run_setup(recipe, len(batches), len(train_y), dev, prec, use_graph,

@@ -27,7 +27,6 @@ from torch import nn
 
 from .checkpoints import CHECKPOINT_FORMAT, SegmentLog, load_for_resume, save_checkpoint
 from .data import Cifar10, DeviceLoader, channel_stats, stratified_subset
-from .hostmem import keep_freed_memory
 from .models import ModelSpec, build_model, he_init
 from .provenance import segment_env
 from .vocab import RECIPES, Recipe, get_recipe  # noqa: F401 - re-exported: their home before vocab
@@ -307,8 +306,6 @@ def fit(spec: ModelSpec, recipe: Recipe, data: Cifar10, *, device: torch.device 
     use_graph = resolve_cuda_graph(cuda_graph, dev, prec, compile)
     if dev.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick the fastest kernels
-    else:
-        keep_freed_memory()  # no page faults on every step's activations (see hostmem); same numbers
     train, test = make_loaders(recipe, data, seed, dev, channels_last)
 
     model = build_seed_model(spec, recipe, seed).to(

@@ -413,6 +413,5 @@ def stand_in_run(run: RunConfig) -> RunConfig | None:
 
 # The benchmark's variants (:mod:`resnet_nb.bench`), here so that the command line lists them without torch.
 BENCH_VARIANTS = ("baseline", "ours", "ours -resident", "ours -channels_last", "ours -mixed_precision",
-                  "ours -malloc", "ours -cuda_graph", "ours +compile")
+                  "ours -cuda_graph", "ours +compile")
 BENCH_CUDA_ONLY = ("ours -cuda_graph", "ours +compile")
-BENCH_CPU_ONLY = ("ours -malloc",)  # the allocator setting (hostmem) is made for CPU training only
