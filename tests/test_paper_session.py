@@ -44,6 +44,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     return os.environ | {"PYTHON": str(fake), "FAKE_LOG": str(tmp_path / "calls.txt"), "MIN_LEFT": "2",
                          "CKPT": str(tmp_path / "ckpt"), "CARRY_CKPT": str(tmp_path / "carry.tgz"),
                          "RESNET_NB_CACHE": str(tmp_path / "cache"), "RESERVE": "1", "WORK": str(tmp_path / "work"),
+                         "RESULTS_SRC": str(tmp_path / "repo_results"),  # not the repository's own records
                          "GRACE": "1"}  # gpu_grid.sh needs MIN_LEFT > GRACE
 
 
@@ -68,6 +69,18 @@ def test_a_lease_runs_tests_bench_and_seed_parallel_groups(env: dict[str, str], 
     session_log = (out / "session.txt").read_text()
     assert session_log.index("data: exit 0") < session_log.index("cuda tests: exit 0 -> --cuda-graph auto")
     assert "records: 9 in all" in (out / "session.txt").read_text()
+
+
+def test_a_lease_starts_from_the_records_already_there(env: dict[str, str], tmp_path: Path) -> None:
+    done = tmp_path / "repo_results" / "paper"
+    done.mkdir(parents=True)
+    (done / "plain20_paper_s0.json").write_text('{"done": "earlier"}')
+    out = tmp_path / "out"
+    session(env, out, 4, SKIP_BENCH="1", MIN_LEFT="30")  # no group starts: only the records it began with
+    with tarfile.open(out / "records.tgz") as tar:
+        member = tar.extractfile("./paper/plain20_paper_s0.json")
+        assert member is not None and member.read() == b'{"done": "earlier"}'
+    assert "records: 1 in all" in (out / "session.txt").read_text()
 
 
 def test_failing_cuda_tests_mean_eager_and_no_bench_when_skipped(env: dict[str, str], tmp_path: Path) -> None:
