@@ -12,9 +12,9 @@
 # SECONDS is the whole command's budget (stay under the lease's per-command limit); the grid
 # gets what the tests and bench leave, minus RESERVE seconds (default 30) for packing up.
 # Resume: carry the previous lease's OUTDIR/checkpoints.tgz as CARRY_CKPT (default
-# gpu_carry/checkpoints.tgz) and its records in results/paper/. Each grid starts from the records
-# already in RESULTS_SRC/<grid>/ (default results/), so done runs are skipped and the packed records
-# hold them too. Environment: RESNET_NB_DATA
+# gpu_carry/checkpoints.tgz) and its records into results/<grid>/: each grid starts from the records
+# in RESULTS_SRC/<grid>/ (default results/), so done runs are skipped and the packed records hold
+# them too. Environment: RESNET_NB_DATA
 # (the dataset zip), RESNET_NB_GIT_COMMIT where .git does not travel, SEED_PARALLEL
 # (default auto: up to 10 seeds of a config per group on a GPU), SKIP_BENCH=1 to go straight
 # to the grid. pytest is installed from carried wheels in .whl/ if missing.
